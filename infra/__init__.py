@@ -1,0 +1,1 @@
+"""Developer tooling around Tailor: the local stack, data generators, importers, deploy config."""

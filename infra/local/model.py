@@ -1,0 +1,330 @@
+"""What the local stack runs, read from template.yaml: functions, routes, S3 triggers, storage.
+
+Everything here comes from the template - no route, name or environment variable is repeated
+in code - so the local stack cannot drift from what `sam deploy` creates.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+from infra.template import load_template
+
+from .intrinsics import Resolver, TemplateError, cfn_string
+
+FUNCTION_TYPES = ("AWS::Serverless::Function",)
+LAYER_TYPES = ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
+TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable")
+# Resource types that have no local meaning (permissions, log retention, the API itself, whose
+# routes come from the functions' events); they are listed at startup so nothing is silent.
+NOT_EMULATED_NOTE = "not emulated locally"
+
+# Lambda's own defaults when a function declares neither value nor a Globals value.
+DEFAULT_TIMEOUT_SECONDS = 3
+DEFAULT_MEMORY_MB = 128
+DEFAULT_ASYNC_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    name: str  # the physical function name (what `!Ref TheFunction` gives)
+    arn: str
+    code_dir: Path
+    handler: str  # "module.function", e.g. "app.lambda_handler"
+    layer_dirs: tuple[Path, ...]
+    environment: dict[str, str]  # Globals.Function.Environment merged with the function's own
+    timeout_seconds: float
+    memory_mb: int
+    package_type: str  # "Zip" or "Image"
+    reserved_concurrency: int | None  # ReservedConcurrentExecutions, None when unreserved
+    async_retries: int  # EventInvokeConfig.MaximumRetryAttempts
+    dead_letter_queue: str | None  # physical SQS queue name for failed async invocations
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    function: str  # logical id of the function
+    method: str  # upper case, or "ANY"
+    path: str  # resource path template, e.g. /v1/users/{user_id}/profile
+    stage: str
+    binary_media_types: tuple[str, ...] = ()
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(part for part in self.path.split("/") if part)
+
+
+@dataclass(frozen=True)
+class S3Subscription:
+    """One `Type: S3` event of one function."""
+
+    function: str  # logical id
+    event_id: str  # the event's logical name in the template
+    bucket: str  # physical bucket name
+    events: tuple[str, ...]  # e.g. ("s3:ObjectCreated:*",)
+    prefix: str = ""
+    suffix: str = ""
+
+    def matches(self, bucket: str, event_name: str, encoded_key: str) -> bool:
+        """Apply S3's own rules: event type pattern, then prefix/suffix on the decoded key.
+
+        `event_name` is the record's eventName (`ObjectCreated:Put`, without `s3:`); the record's
+        key is URL-encoded (spaces as `+`) while filter rules are written against the real key.
+        """
+        if bucket != self.bucket:
+            return False
+        full_name = "s3:" + event_name
+        if not any(full_name == pattern or (pattern.endswith("*") and full_name.startswith(pattern[:-1]))
+                   for pattern in self.events):
+            return False
+        key = unquote_plus(encoded_key)
+        return key.startswith(self.prefix) and key.endswith(self.suffix)
+
+
+@dataclass
+class StorageResource:
+    logical_id: str
+    kind: str
+    name: str  # physical name
+    properties: dict[str, Any]  # intrinsics already resolved
+
+
+@dataclass
+class StackModel:
+    template_path: Path
+    stage: str
+    resolver: Resolver
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)
+    routes: list[ApiRoute] = field(default_factory=list)
+    s3_subscriptions: list[S3Subscription] = field(default_factory=list)
+    buckets: list[StorageResource] = field(default_factory=list)
+    tables: list[StorageResource] = field(default_factory=list)
+    queues: list[StorageResource] = field(default_factory=list)
+    not_emulated: Counter = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+
+    def function_by_name(self, name_or_arn: str) -> FunctionSpec | None:
+        """Find a function by physical name, logical id, or (partial) ARN, as Lambda's Invoke does."""
+        name = name_or_arn
+        if ":function:" in name:  # arn:aws:lambda:region:account:function:name[:qualifier]
+            name = name.split(":function:", 1)[1].split(":", 1)[0]
+        elif ":" in name:  # name:qualifier
+            name = name.split(":", 1)[0]
+        for spec in self.functions.values():
+            if name in (spec.name, spec.logical_id):
+                return spec
+        return None
+
+
+def merge_globals(global_properties: dict, own_properties: dict) -> dict:
+    """SAM's Globals rule: maps merge (the function wins), lists concatenate, scalars override."""
+    merged = copy.deepcopy(global_properties)
+    for key, value in own_properties.items():
+        current = merged.get(key)
+        if isinstance(current, dict) and isinstance(value, dict) and not _is_intrinsic(value):
+            merged[key] = merge_globals(current, value)
+        elif isinstance(current, list) and isinstance(value, list):
+            merged[key] = current + value
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _is_intrinsic(node: dict) -> bool:
+    if len(node) != 1:
+        return False
+    key = next(iter(node))
+    return key in ("Ref", "Condition") or key.startswith("Fn::")
+
+
+def load_stack_model(template_path: str | Path, stage: str = "local", **resolver_options: Any) -> StackModel:
+    template_path = Path(template_path).resolve()
+    template = load_template(template_path)
+    overrides = {"Stage": stage} if "Stage" in (template.get("Parameters") or {}) else {}
+    resolver = Resolver(template, overrides, **resolver_options)
+    model = StackModel(template_path=template_path, stage=stage, resolver=resolver)
+    base = template_path.parent
+    resources = template.get("Resources") or {}
+    globals_section = template.get("Globals") or {}
+    layer_dirs = {
+        logical_id: base / resolver.resolve(res.get("Properties", {}).get("ContentUri", "."))
+        for logical_id, res in resources.items()
+        if res.get("Type") in LAYER_TYPES and resolver.resource_enabled(logical_id)
+    }
+
+    for logical_id, resource in resources.items():
+        kind = resource.get("Type", "")
+        if not resolver.resource_enabled(logical_id):
+            continue
+        if kind in FUNCTION_TYPES:
+            properties = merge_globals(globals_section.get("Function") or {}, resource.get("Properties") or {})
+            spec = _function_spec(model, logical_id, resource, properties, layer_dirs, base)
+            model.functions[logical_id] = spec
+            api_globals = globals_section.get("Api") or {}
+            _read_events(model, spec, properties.get("Events") or {}, resources, api_globals)
+        elif kind == "AWS::S3::Bucket":
+            model.buckets.append(_storage(resolver, logical_id, resource))
+        elif kind in TABLE_TYPES:
+            model.tables.append(_storage(resolver, logical_id, resource))
+        elif kind == "AWS::SQS::Queue":
+            model.queues.append(_storage(resolver, logical_id, resource))
+        elif kind not in LAYER_TYPES:
+            model.not_emulated[kind] += 1
+    return model
+
+
+def _storage(resolver: Resolver, logical_id: str, resource: dict) -> StorageResource:
+    return StorageResource(
+        logical_id=logical_id,
+        kind=resource["Type"],
+        name=resolver.physical_name(logical_id),
+        properties=resolver.resolve(resource.get("Properties") or {}),
+    )
+
+
+def _function_spec(model: StackModel, logical_id: str, resource: dict, properties: dict,
+                   layer_dirs: dict[str, Path], base: Path) -> FunctionSpec:
+    resolver = model.resolver
+    package_type = resolver.resolve(properties.get("PackageType", "Zip"))
+    if package_type == "Image":
+        code_dir, handler = _image_code(resource, properties, base, resolver)
+        # An image cannot take layers: its Dockerfile copies the layer folders (shared/) into the
+        # image instead. Every layer folder of the template goes on sys.path to mirror that.
+        layers = tuple(layer_dirs.values())
+    else:
+        code_uri = resolver.resolve(properties.get("CodeUri"))
+        if not isinstance(code_uri, str):
+            raise TemplateError(f"{logical_id}: CodeUri must be a local folder for the local stack, got {code_uri!r}")
+        code_dir = base / code_uri
+        handler = resolver.resolve(properties.get("Handler") or "")
+        layers = tuple(_layer_dirs(model, logical_id, properties.get("Layers") or [], layer_dirs))
+    if not handler:
+        raise TemplateError(f"{logical_id}: no Handler")
+    if not code_dir.is_dir():
+        model.warnings.append(f"{logical_id}: code folder {code_dir} does not exist (yet); invocations will fail")
+
+    variables = resolver.resolve((properties.get("Environment") or {}).get("Variables") or {})
+    reserved = resolver.resolve(properties.get("ReservedConcurrentExecutions"))
+    retries = resolver.resolve((properties.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts"))
+    return FunctionSpec(
+        logical_id=logical_id,
+        name=resolver.physical_name(logical_id),
+        arn=resolver.arn(logical_id),
+        code_dir=code_dir,
+        handler=handler,
+        layer_dirs=layers,
+        # Lambda passes every variable as a string: MAX_UPLOAD_MB: !Ref MaxUploadMB arrives as "200".
+        environment={name: cfn_string(value) for name, value in variables.items()},
+        timeout_seconds=float(resolver.resolve(properties.get("Timeout", DEFAULT_TIMEOUT_SECONDS))),
+        memory_mb=int(resolver.resolve(properties.get("MemorySize", DEFAULT_MEMORY_MB))),
+        package_type=package_type,
+        reserved_concurrency=None if reserved is None else int(reserved),
+        async_retries=DEFAULT_ASYNC_RETRIES if retries is None else int(retries),
+        dead_letter_queue=_dead_letter_queue(model, logical_id, properties.get("DeadLetterQueue")),
+    )
+
+
+def _image_code(resource: dict, properties: dict, base: Path, resolver: Resolver) -> tuple[Path, str]:
+    """Code folder and handler of a container-image function, from CodeUri or the Dockerfile."""
+    metadata = resource.get("Metadata") or {}
+    code_uri = resolver.resolve(properties.get("CodeUri"))
+    if isinstance(code_uri, str):
+        code_dir = base / code_uri
+        dockerfile = code_dir / metadata.get("Dockerfile", "Dockerfile")
+    else:
+        context = base / metadata.get("DockerContext", ".")
+        dockerfile = context / metadata.get("Dockerfile", "Dockerfile")
+        code_dir = dockerfile.parent
+    command = resolver.resolve((properties.get("ImageConfig") or {}).get("Command"))
+    if command:
+        return code_dir, command[0]
+    return code_dir, _dockerfile_command(dockerfile) or "app.lambda_handler"
+
+
+def _dockerfile_command(dockerfile: Path) -> str | None:
+    """The handler named by the Dockerfile's last `CMD ["module.function"]`, if readable."""
+    if not dockerfile.is_file():
+        return None
+    commands = re.findall(r"^\s*CMD\s+(\[.*\])\s*$", dockerfile.read_text(encoding="utf-8"), re.MULTILINE)
+    try:
+        return json.loads(commands[-1])[0] if commands else None
+    except (ValueError, IndexError):
+        return None
+
+
+def _layer_dirs(model: StackModel, logical_id: str, layers: list, layer_dirs: dict[str, Path]) -> list[Path]:
+    dirs = []
+    arns = {model.resolver.arn(layer_id): layer_id for layer_id in layer_dirs}
+    for layer in layers:
+        if isinstance(layer, dict) and layer.get("Ref") in layer_dirs:
+            layer_id = layer["Ref"]
+        else:
+            layer_id = arns.get(model.resolver.resolve(layer))
+        if layer_id is None:
+            model.warnings.append(
+                f"{logical_id}: layer {model.resolver.resolve(layer)} is not in the template; "
+                "its packages must come from the local virtualenv")
+            continue
+        if not layer_dirs[layer_id].is_dir():
+            model.warnings.append(f"{logical_id}: layer folder {layer_dirs[layer_id]} does not exist")
+        dirs.append(layer_dirs[layer_id])
+    return dirs
+
+
+def _dead_letter_queue(model: StackModel, logical_id: str, config: Any) -> str | None:
+    if not config:
+        return None
+    config = model.resolver.resolve(config)
+    if config.get("Type") != "SQS":
+        model.warnings.append(f"{logical_id}: DeadLetterQueue of type {config.get('Type')} is {NOT_EMULATED_NOTE}")
+        return None
+    return cfn_string(config["TargetArn"]).rsplit(":", 1)[-1]
+
+
+def _read_events(model: StackModel, spec: FunctionSpec, events: dict, resources: dict, api_globals: dict) -> None:
+    resolver = model.resolver
+    for event_id, event in events.items():
+        kind = event.get("Type")
+        properties = event.get("Properties") or {}
+        if kind == "Api":
+            api_ref = properties.get("RestApiId")
+            api_id = api_ref["Ref"] if isinstance(api_ref, dict) and "Ref" in api_ref else "ServerlessRestApi"
+            api_properties = merge_globals(api_globals, (resources.get(api_id) or {}).get("Properties") or {})
+            # SAM's implicit API is deployed to a stage called Prod.
+            stage = cfn_string(resolver.resolve(api_properties.get("StageName", "Prod")))
+            binary_types = tuple(cfn_string(t).replace("~1", "/")
+                                 for t in resolver.resolve(api_properties.get("BinaryMediaTypes") or []))
+            method = cfn_string(resolver.resolve(properties["Method"])).upper()
+            model.routes.append(ApiRoute(
+                function=spec.logical_id,
+                method=method,
+                path=cfn_string(resolver.resolve(properties["Path"])),
+                stage=stage,
+                binary_media_types=binary_types,
+            ))
+        elif kind == "S3":
+            bucket_ref = properties.get("Bucket")
+            if not (isinstance(bucket_ref, dict) and bucket_ref.get("Ref") in resources):
+                raise TemplateError(f"{spec.logical_id}.{event_id}: an S3 event's Bucket must be !Ref to a bucket in the template")
+            names = resolver.resolve(properties["Events"])
+            rules = resolver.resolve(((properties.get("Filter") or {}).get("S3Key") or {}).get("Rules") or [])
+            # S3 accepts the rule names in either case (prefix/Prefix).
+            rule_values = {rule["Name"].lower(): cfn_string(rule["Value"]) for rule in rules}
+            model.s3_subscriptions.append(S3Subscription(
+                function=spec.logical_id,
+                event_id=event_id,
+                bucket=resolver.physical_name(bucket_ref["Ref"]),
+                events=tuple([names] if isinstance(names, str) else names),
+                prefix=rule_values.get("prefix", ""),
+                suffix=rule_values.get("suffix", ""),
+            ))
+        else:
+            model.warnings.append(f"{spec.logical_id}.{event_id}: event type {kind} is {NOT_EMULATED_NOTE}")

@@ -1,0 +1,91 @@
+"""Training jobs: always asynchronous. The API records a QUEUED job and invokes the training
+function with InvocationType=Event; the job moves QUEUED → RUNNING → SUCCEEDED/FAILED.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any, Callable
+
+import boto3
+
+from .errors import Invalid, NotAvailableYet, NotFound, Unavailable
+from .registry import MODELS, now_iso
+from .storage import StateTable
+
+
+class LambdaInvoker:
+    """Fire-and-forget invocation of another function (boto3 honours AWS_ENDPOINT_URL_LAMBDA locally)."""
+
+    def __init__(self, function_name: str, client: Any = None):
+        self.function_name = function_name
+        self.client = client or boto3.client("lambda")
+
+    def __call__(self, payload: dict) -> None:
+        self.client.invoke(FunctionName=self.function_name, InvocationType="Event",
+                           Payload=json.dumps(payload).encode())
+
+
+class TrainingJobs:
+    def __init__(self, state: StateTable, invoke: Callable[[dict], None] | None,
+                 has_data: Callable[[str], bool]):
+        self.state = state
+        self.invoke = invoke
+        self.has_data = has_data
+
+    def start(self, models: list[str] | None) -> dict:
+        if models is not None:
+            unknown = [m for m in models if m not in MODELS]
+            if unknown or not models:
+                raise Invalid(f"unknown model(s) {', '.join(unknown) or '(none given)'}: "
+                              f"choose from {', '.join(MODELS)}, or omit `models` to train all")
+            missing = [m for m in models if not MODELS[m]["available"]]
+            if missing:
+                raise NotAvailableYet("; ".join(f"{m}: {MODELS[m]['note']}" for m in missing))
+            empty = [m for m in models if not self.has_data(MODELS[m]["dataset"])]
+            if empty:
+                raise Invalid("; ".join(f"{m} needs data in the {MODELS[m]['dataset']} dataset first"
+                                        for m in empty))
+        else:
+            models = [m for m, info in MODELS.items() if info["available"] and self.has_data(info["dataset"])]
+            if not models:
+                raise Invalid("there is nothing to train yet: ingest reviews (sentiment) first")
+        if self.invoke is None:
+            raise Unavailable("training is not configured (TRAIN_FUNCTION_NAME is not set)")
+        job_id = "job-" + now_iso().replace(":", "").replace("-", "") + "-" + secrets.token_hex(3)
+        job = {"pk": f"JOB#{job_id}", "sk": "JOB", "job_id": job_id, "status": "QUEUED",
+               "models": models, "created_at": now_iso(), "progress": []}
+        self.state.put(job, only_if_new=True)
+        try:
+            self.invoke({"job_id": job_id, "models": models})
+        except Exception as exc:
+            self.finish(job_id, "FAILED", error=f"could not start the training function: {exc}")
+            raise Unavailable("the training function could not be started; try again later") from exc
+        return self.public(job)
+
+    def get(self, job_id: str) -> dict:
+        job = self.state.get(f"JOB#{job_id}", "JOB")
+        if not job:
+            raise NotFound(f"no training job {job_id!r}")
+        return self.public(job)
+
+    def mark_running(self, job_id: str) -> None:
+        self.state.update(f"JOB#{job_id}", "JOB", set={"status": "RUNNING", "started_at": now_iso()})
+
+    def progress(self, job_id: str, message: str) -> None:
+        job = self.state.get(f"JOB#{job_id}", "JOB") or {}
+        lines = (job.get("progress") or [])[-49:] + [f"{now_iso()} {message}"]
+        self.state.update(f"JOB#{job_id}", "JOB", set={"progress": lines})
+
+    def finish(self, job_id: str, status: str, *, results: dict | None = None, error: str | None = None) -> None:
+        fields: dict[str, Any] = {"status": status, "finished_at": now_iso()}
+        if results is not None:
+            fields["results"] = results
+        if error is not None:
+            fields["error"] = error
+        self.state.update(f"JOB#{job_id}", "JOB", set=fields)
+
+    @staticmethod
+    def public(job: dict) -> dict:
+        return {k: v for k, v in job.items() if k not in ("pk", "sk")}

@@ -1,0 +1,151 @@
+"""Versioned model artifacts, the promotion pointer, and the per-container serving cache.
+
+- `models/<model>/<version>/<file>`: immutable artifacts of one version;
+- `reports/<model>/<version>/`: the evaluation report (JSON, Markdown, PNG);
+- `models/<model>/current.json`: the pointer serving follows, written last (promotion is one
+  small write, rollback is writing it back);
+- StateTable `MODEL#<model>` / `VERSION#<version>`: metrics and the promotion decision.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Generic, TypeVar
+
+from .errors import NotFound, Unavailable
+from .storage import ObjectStore, StateTable
+
+# Which models exist, which dataset trains each, and whether this release can train it yet.
+MODELS: dict[str, dict] = {
+    "recommender": {"dataset": "interactions", "available": False,
+                    "note": "the recommender arrives with the recommendations release"},
+    "sentiment": {"dataset": "reviews", "available": True},
+}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def new_version() -> str:
+    # Sortable by time; the suffix keeps two trainings within one second apart.
+    import secrets
+
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+
+
+class ModelRegistry:
+    def __init__(self, store: ObjectStore, state: StateTable):
+        self.store = store
+        self.state = state
+
+    # ---- writing (training job) ---------------------------------------------------------
+    def save_version(self, model: str, version: str, artifacts: dict[str, bytes],
+                     metrics: dict, report: dict[str, bytes], job_id: str | None = None) -> None:
+        for name, body in artifacts.items():
+            self.store.put(f"models/{model}/{version}/{name}", body)
+        for name, body in report.items():
+            content_type = {"json": "application/json", "md": "text/markdown", "png": "image/png"}.get(
+                name.rsplit(".", 1)[-1], "application/octet-stream")
+            self.store.put(f"reports/{model}/{version}/{name}", body, content_type)
+        self.state.put({"pk": f"MODEL#{model}", "sk": f"VERSION#{version}", "model": model,
+                        "version": version, "created_at": now_iso(), "metrics": metrics,
+                        "job_id": job_id, "artifacts": sorted(artifacts),
+                        "report_prefix": f"reports/{model}/{version}/"})
+
+    def record_decision(self, model: str, version: str, promoted: bool, reason: str) -> None:
+        self.state.update(f"MODEL#{model}", f"VERSION#{version}",
+                          set={"promoted": promoted, "decision": reason, "decided_at": now_iso()})
+
+    def promote(self, model: str, version: str, reason: str = "promoted by request") -> dict:
+        if model not in MODELS:
+            raise NotFound(f"unknown model {model!r}: models are {', '.join(MODELS)}")
+        if not self.state.get(f"MODEL#{model}", f"VERSION#{version}"):
+            raise NotFound(f"model {model} has no version {version!r}; GET /v1/models lists them")
+        pointer = {"model": model, "version": version, "promoted_at": now_iso(), "reason": reason}
+        self.store.put_json(f"models/{model}/current.json", pointer)  # the one write serving follows
+        self.state.update(f"MODEL#{model}", f"VERSION#{version}",
+                          set={"promoted": True, "last_promoted_at": pointer["promoted_at"]})
+        return pointer
+
+    # ---- reading --------------------------------------------------------------------------
+    def current(self, model: str) -> dict | None:
+        try:
+            return self.store.get_json(f"models/{model}/current.json")
+        except KeyError:
+            return None
+
+    def version(self, model: str, version: str) -> dict | None:
+        return self.state.get(f"MODEL#{model}", f"VERSION#{version}")
+
+    def artifact(self, model: str, version: str, name: str) -> bytes:
+        return self.store.get(f"models/{model}/{version}/{name}")
+
+    def overview(self) -> list[dict]:
+        out = []
+        for model, info in MODELS.items():
+            current = self.current(model)
+            versions = self.state.query(f"MODEL#{model}", newest_first=True, limit=20)
+            out.append({
+                "model": model,
+                "available": info["available"],
+                "current_version": current["version"] if current else None,
+                "versions": [{k: v for k, v in item.items() if k not in ("pk", "sk", "model")}
+                             | {"current": bool(current and item["version"] == current["version"])}
+                             for item in versions],
+            })
+        return out
+
+
+T = TypeVar("T")
+
+
+class ModelCache(Generic[T]):
+    """One loaded model per container, re-checked against the pointer at most every `ttl` s.
+
+    If a newer version cannot be loaded, the last good model keeps serving (and the failure is
+    remembered so it is not retried on every request).
+    """
+
+    def __init__(self, registry: ModelRegistry, model: str, loader: Callable[[ModelRegistry, str], T],
+                 ttl: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.registry, self.model, self.loader, self.ttl, self.clock = registry, model, loader, ttl, clock
+        self._lock = threading.Lock()
+        self._loaded: T | None = None
+        self._version: str | None = None
+        self._checked_at: float | None = None
+        self.last_error: str | None = None
+
+    def get(self) -> tuple[T, str]:
+        with self._lock:
+            now = self.clock()
+            if self._checked_at is None or now - self._checked_at >= self.ttl:
+                self._checked_at = now
+                self._refresh()
+            if self._loaded is None:
+                raise Unavailable(self.last_error or
+                                  f"no {self.model} model has been trained yet: start one with "
+                                  f'POST /v1/training-jobs {{"models": ["{self.model}"]}}')
+            return self._loaded, self._version  # type: ignore[return-value]
+
+    def _refresh(self) -> None:
+        try:
+            pointer = self.registry.current(self.model)
+        except Exception as exc:  # storage hiccup: keep serving what we have
+            self.last_error = f"could not read the {self.model} model pointer: {exc}"
+            return
+        if not pointer or pointer.get("version") == self._version:
+            return
+        try:
+            self._loaded = self.loader(self.registry, pointer["version"])
+            self._version = pointer["version"]
+            self.last_error = None
+        except Exception as exc:
+            self.last_error = f"{self.model} model {pointer.get('version')} could not be loaded: {exc}"
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str).encode()

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per function; each exposes `router` (Powertools Router)."""

@@ -1,0 +1,95 @@
+"""Data and job administration (IngestFunction): batches, uploads, datasets, training, models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from pydantic import BaseModel, Field
+
+from ..errors import Invalid
+from ..http import json_body
+from ..records import MAX_ID_LENGTH
+from ..services import ingest_service, model_registry, training_jobs
+
+router = APIGatewayRouter()
+
+BATCH_KEYS = {"events": "events", "items": "items", "users": "users", "reviews": "reviews"}
+
+
+def _batch(route: str) -> tuple[dict, int]:
+    body = json_body(router)
+    if isinstance(body, dict):
+        records = body.get(route, body.get("records"))
+        if records is None:
+            raise Invalid(f'expected {{"{route}": [...]}} (a list of up to 500 records)')
+    else:
+        records = body
+    if not isinstance(records, list):
+        raise Invalid(f'"{route}" must be a list of records')
+    result = ingest_service().ingest_records(route, records).to_dict()
+    if result.get("status") == "stored" and result["rows_stored"] == 0:
+        # Nothing usable at all: say so with the reasons rather than a cheerful 200.
+        raise Invalid("no record in the batch is valid", details=result.get("reject_samples"))
+    return result, 200
+
+
+@router.post("/v1/events")
+def post_events():
+    return _batch("events")
+
+
+@router.post("/v1/items")
+def post_items():
+    return _batch("items")
+
+
+@router.post("/v1/users")
+def post_users():
+    return _batch("users")
+
+
+@router.post("/v1/reviews")
+def post_reviews():
+    return _batch("reviews")
+
+
+class UploadRequest(BaseModel):
+    dataset: str = Field(description="interactions (or events), items, users or reviews")
+    filename: str = Field(min_length=1, max_length=200, description="e.g. ratings.csv, items.jsonl.gz")
+    size_bytes: Optional[int] = Field(default=None, ge=0, description="lets the API refuse an oversized file early")
+
+
+@router.post("/v1/uploads")
+def post_uploads(request: UploadRequest):
+    return ingest_service().create_upload(request.dataset, request.filename, request.size_bytes), 201
+
+
+@router.get("/v1/datasets")
+def get_datasets():
+    return {"datasets": ingest_service().summary()}
+
+
+class TrainingRequest(BaseModel):
+    models: Optional[list[str]] = Field(default=None, description="recommender, sentiment; omit to train all with data")
+
+
+@router.post("/v1/training-jobs")
+def post_training_jobs(request: Optional[TrainingRequest] = None):
+    models = request.models if request else None
+    return training_jobs().start(models), 202
+
+
+@router.get("/v1/training-jobs/<job_id>")
+def get_training_job(job_id: Annotated[str, Field(max_length=MAX_ID_LENGTH)]):
+    return training_jobs().get(job_id)
+
+
+@router.get("/v1/models")
+def get_models():
+    return {"models": model_registry().overview()}
+
+
+@router.post("/v1/models/<model>/versions/<version>/promote")
+def post_promote(model: str, version: str):
+    return model_registry().promote(model, version, reason="promoted by request (rollback or roll forward)")

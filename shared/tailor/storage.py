@@ -1,0 +1,212 @@
+"""Small adapters around boto3: the only place that knows S3 and DynamoDB call shapes.
+
+Domain services receive these in their constructor, so tests can hand them moto-backed
+clients (or the local stack's) without reloading modules.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, Iterable, Iterator
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+# Standard retry mode backs off on throttling (SlowDown, ProvisionedThroughputExceeded).
+_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, signature_version="s3v4")
+
+
+class ObjectStore:
+    """One S3 bucket."""
+
+    def __init__(self, bucket: str, client: Any = None):
+        self.bucket = bucket
+        self.client = client or boto3.client("s3", config=_BOTO_CONFIG)
+
+    def put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def put_json(self, key: str, value: Any) -> None:
+        self.put(key, json.dumps(value, ensure_ascii=False, default=str).encode(), "application/json")
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                raise KeyError(key) from exc
+            raise
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get(key))
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield obj["Key"]
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def presign_put(self, key: str, *, expires_in: int, content_type: str) -> str:
+        # Content-Type is signed, so the uploader must send exactly this header. That also keeps
+        # clients from sending form-encoded bodies (which some S3 emulators store as empty).
+        return self.client.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type},
+            ExpiresIn=expires_in,
+            HttpMethod="PUT",
+        )
+
+
+def _to_dynamo(value: Any) -> Any:
+    # DynamoDB wants Decimal, not float; a JSON round trip converts nested values in one go.
+    return json.loads(json.dumps(value, default=str), parse_float=Decimal)
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+class ConditionFailed(Exception):
+    """A conditional write lost: the item already existed (or changed)."""
+
+
+class StateTable:
+    """The single DynamoDB table (keys `pk`, `sk`) holding jobs, ledgers, stats and registry."""
+
+    def __init__(self, table_name: str, resource: Any = None):
+        self.table = (resource or boto3.resource("dynamodb", config=_BOTO_CONFIG)).Table(table_name)
+
+    def get(self, pk: str, sk: str) -> dict | None:
+        item = self.table.get_item(Key={"pk": pk, "sk": sk}, ConsistentRead=True).get("Item")
+        return _from_dynamo(item) if item else None
+
+    def put(self, item: dict, *, only_if_new: bool = False) -> None:
+        kwargs: dict[str, Any] = {"Item": _to_dynamo(item)}
+        if only_if_new:
+            kwargs["ConditionExpression"] = "attribute_not_exists(pk)"
+        try:
+            self.table.put_item(**kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConditionFailed(f"{item['pk']}/{item['sk']} already exists") from exc
+            raise
+
+    def update(self, pk: str, sk: str, *, set: dict | None = None, add: dict | None = None,
+               only_if: dict | None = None) -> dict:
+        """SET and ADD attributes atomically; `only_if` = {attr: expected value} guards the write."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        clauses = []
+        for verb, fields in (("SET", set or {}), ("ADD", add or {})):
+            parts = []
+            for i, (name, value) in enumerate(fields.items()):
+                names[f"#{verb}{i}"] = name
+                values[f":{verb}{i}"] = _to_dynamo(value)
+                parts.append(f"#{verb}{i} = :{verb}{i}" if verb == "SET" else f"#{verb}{i} :{verb}{i}")
+            if parts:
+                clauses.append(f"{verb} " + ", ".join(parts))
+        kwargs: dict[str, Any] = {
+            "Key": {"pk": pk, "sk": sk},
+            "UpdateExpression": " ".join(clauses),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ReturnValues": "ALL_NEW",
+        }
+        if only_if:
+            conditions = []
+            for i, (name, value) in enumerate(only_if.items()):
+                names[f"#C{i}"] = name
+                values[f":C{i}"] = _to_dynamo(value)
+                conditions.append(f"#C{i} = :C{i}")
+            kwargs["ConditionExpression"] = " AND ".join(conditions)
+        try:
+            return _from_dynamo(self.table.update_item(**kwargs)["Attributes"])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConditionFailed(f"{pk}/{sk} did not match {only_if}") from exc
+            raise
+
+    def query(self, pk: str, *, newest_first: bool = False, limit: int | None = None) -> list[dict]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": pk},
+            "ScanIndexForward": not newest_first,
+        }
+        items: list[dict] = []
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = limit - len(items)
+            page = self.table.query(**kwargs)
+            items.extend(_from_dynamo(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page or (limit is not None and len(items) >= limit):
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def delete(self, pk: str, sk: str) -> None:
+        self.table.delete_item(Key={"pk": pk, "sk": sk})
+
+    def transact(self, *, new: list[dict] = (), puts: list[dict] = (),
+                 adds: list[tuple[str, str, dict, dict]] = ()) -> None:
+        """All or nothing: `new` items must not exist yet; `adds` are (pk, sk, set, add) updates.
+
+        Raises ConditionFailed when an item in `new` already exists (nothing is written then).
+        """
+        # The resource's client (un)marshals plain Python values itself: no TypeSerializer here.
+        actions: list[dict] = []
+        for item, guarded in [(i, True) for i in new] + [(i, False) for i in puts]:
+            put: dict[str, Any] = {
+                "TableName": self.table.name,
+                "Item": _to_dynamo(item),
+            }
+            if guarded:
+                put["ConditionExpression"] = "attribute_not_exists(pk)"
+            actions.append({"Put": put})
+        for pk, sk, set_fields, add_fields in adds:
+            names, values, clauses = {}, {}, []
+            for verb, fields in (("SET", set_fields), ("ADD", add_fields)):
+                parts = []
+                for i, (name, value) in enumerate(fields.items()):
+                    names[f"#{verb}{i}"] = name
+                    values[f":{verb}{i}"] = _to_dynamo(value)
+                    parts.append(f"#{verb}{i} = :{verb}{i}" if verb == "SET" else f"#{verb}{i} :{verb}{i}")
+                if parts:
+                    clauses.append(f"{verb} " + ", ".join(parts))
+            actions.append({"Update": {
+                "TableName": self.table.name,
+                "Key": {"pk": pk, "sk": sk},
+                "UpdateExpression": " ".join(clauses),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }})
+        try:
+            self.table.meta.client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if "ConditionalCheckFailed" in reasons:
+                    raise ConditionFailed("an item that must be new already exists") from exc
+            raise
+
+    def put_many(self, items: Iterable[dict]) -> None:
+        with self.table.batch_writer() as batch:
+            for item in items:
+                batch.put_item(Item=_to_dynamo(item))
