@@ -40,14 +40,10 @@ LIMIT_BYTES = 250 * 1024 * 1024
 MIB = 1024 * 1024
 
 PYTHON_VERSION = "3.12"
-# The manylinux tags `sam build` accepts for python3.12 on x86_64 (Lambda's Amazon Linux 2023 has
-# glibc 2.34). pip does not expand perennial tags itself, so each is passed explicitly.
-PLATFORMS = (
-    "manylinux2014_x86_64",
-    "manylinux_2_17_x86_64",
-    "manylinux_2_28_x86_64",
-    "manylinux_2_34_x86_64",
-)
+# The wheels `sam build` accepts for python3.12 on x86_64: any manylinux tag up to glibc 2.34
+# (Lambda's Amazon Linux 2023). pip expands manylinux2014 to the older legacy tags itself, but not
+# the perennial manylinux_2_X tags, so each is listed (NumPy 2.4, for one, ships manylinux_2_27/2_28).
+PLATFORMS = ("manylinux2014_x86_64", *(f"manylinux_2_{minor}_x86_64" for minor in range(17, 35)))
 
 # What `sam build` leaves out when it copies a function's or layer's source folder
 # (aws_lambda_builders PythonPipWorkflow.EXCLUDED_FILES, abridged to what can occur here).
@@ -70,6 +66,7 @@ class Bundle:
     source_bytes: int = 0
     dependency_bytes: int = 0
     largest_dependencies: list[tuple[str, int]] = field(default_factory=list)
+    packages: dict[str, str] = field(default_factory=dict)
 
     @property
     def total_bytes(self) -> int:
@@ -105,6 +102,15 @@ def largest_entries(folder: Path, count: int = 6) -> list[tuple[str, int]]:
         size = tree_size(entry) if entry.is_dir() else entry.stat().st_size
         sizes.append((entry.name, size))
     return sorted(sizes, key=lambda pair: -pair[1])[:count]
+
+
+def installed_packages(folder: Path) -> dict[str, str]:
+    """Name -> version of the distributions pip installed into a folder."""
+    packages = {}
+    for dist_info in folder.glob("*.dist-info"):
+        name, _, version = dist_info.name[: -len(".dist-info")].partition("-")
+        packages[name] = version
+    return dict(sorted(packages.items(), key=lambda item: item[0].lower()))
 
 
 def install_requirements(requirements: Path, cache_root: Path, refresh: bool) -> Path:
@@ -148,6 +154,7 @@ def measure_bundle(name: str, source_dir: Path, cache_dir: Path, refresh: bool) 
         installed = install_requirements(requirements, cache_dir / name, refresh)
         bundle.dependency_bytes = tree_size(installed)
         bundle.largest_dependencies = largest_entries(installed)
+        bundle.packages = installed_packages(installed)
     return bundle
 
 
@@ -204,7 +211,7 @@ def measure_template(template_path: Path, cache_dir: Path, refresh: bool = False
 
     return {
         "limit_bytes": LIMIT_BYTES,
-        "platform": {"python": PYTHON_VERSION, "architecture": "x86_64", "wheel_platforms": list(PLATFORMS)},
+        "platform": {"python": PYTHON_VERSION, "architecture": "x86_64", "wheels": f"{PLATFORMS[0]} to {PLATFORMS[-1]}"},
         "functions": functions,
         "layers": {
             layer_id: {
@@ -213,6 +220,7 @@ def measure_template(template_path: Path, cache_dir: Path, refresh: bool = False
                 "dependency_bytes": bundle.dependency_bytes,
                 "total_bytes": bundle.total_bytes,
                 "largest_dependencies": [{"name": n, "bytes": b} for n, b in bundle.largest_dependencies],
+                "packages": bundle.packages,
             }
             for layer_id, bundle in layers.items()
         },

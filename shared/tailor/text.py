@@ -201,13 +201,13 @@ def _mix_array(values: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-# raw token -> crc32 of its canonical form | flag << 32, where flag is 0 for a boundary,
-# 1 for an ordinary token and 2 for a Han character. Packing both in one int lets the batch
+# raw token -> crc32 of its canonical form | flag << 32, where flag is 1 for a boundary,
+# 2 for an ordinary token and 3 for a Han character (never 0, so a cached value is truthy). Packing both in one int lets the batch
 # encoder convert the whole batch with a single np.array call. Bounded, so that a stream of
 # unique URLs or numbers cannot grow it without limit.
 _TOKEN_INFO: dict[str, int] = {}
 _TOKEN_INFO_LIMIT = 200_000
-_BOUNDARY_FLAG, _TOKEN_FLAG, _HAN_FLAG = 0, 1, 2
+_BOUNDARY_FLAG, _TOKEN_FLAG, _HAN_FLAG = 1, 2, 3
 
 
 def _token_info(raw: str) -> int:

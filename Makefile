@@ -1,0 +1,67 @@
+# Tailor — every command a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+PORT ?= 3000
+SHARED_DATA ?= ../shared/data
+export PYTHONPATH := $(CURDIR)/shared:$(CURDIR)
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test lint validate unit integration e2e local size bench bench-ingest events clean
+
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt shared/requirements.txt layers/parquet/requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+venv: $(VENV)/.installed ## Create .venv with everything (runtime, local stack, training, tests)
+
+$(SAM_VENV)/.installed:
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
+	@touch $@
+
+demo: venv ## Run the whole job end to end on the local stack with generated data
+	$(PY) -m infra.demo
+
+local: venv ## Serve the API on http://127.0.0.1:3000 (PORT=... to change) (moto-backed S3/DynamoDB; Ctrl-C stops)
+	$(PY) -m infra.local_stack --port $(PORT)
+
+test: lint ## Lint the template and run every test (unit, integration, e2e)
+	$(PY) -m pytest tests
+
+lint: venv $(SAM_VENV)/.installed ## cfn-lint and `sam validate --lint` on template.yaml
+	$(VENV)/bin/cfn-lint template.yaml
+	AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none $(SAM) validate --lint --region us-east-1 --template template.yaml
+
+unit: venv ## Only the fast tests
+	$(PY) -m pytest tests/unit
+
+integration: venv ## Only the moto-backed handler tests
+	$(PY) -m pytest tests/integration
+
+e2e: venv ## Only the HTTP tests against a local stack
+	$(PY) -m pytest tests/e2e
+
+size: venv ## Measure every zip function + layers as built for Lambda (limit 250 MB)
+	$(PY) -m infra.size
+
+bench: venv ## Benchmarks on $(SHARED_DATA) with baselines; writes bench/results/
+	$(PY) -m bench.ingest --data $(SHARED_DATA)
+
+bench-ingest: venv ## Ingest benchmark only (1M generated interactions through the local stack)
+	$(PY) -m bench.ingest --data $(SHARED_DATA)
+
+events: $(SAM_VENV)/.installed ## Regenerate the canonical test events with `sam local generate-event`
+	$(SAM) local generate-event apigateway aws-proxy > tests/events/apigateway_rest_proxy.json
+	$(SAM) local generate-event s3 put > tests/events/s3_put.json
+
+clean: ## Remove build outputs and caches (keeps the virtualenvs)
+	rm -rf .build .aws-sam .pytest_cache demo-data
