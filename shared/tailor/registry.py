@@ -149,3 +149,24 @@ class ModelCache(Generic[T]):
 
 def dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, indent=2, default=str).encode()
+
+
+def promotion_decision(metric: str, score: float, baseline_name: str | None, baseline: float | None,
+                       current: dict | None, margin: float) -> tuple[bool, str]:
+    """The promotion gate: beat the baseline on validation, and do not fall more than `margin`
+    (relative) below the current version's validation score."""
+    if baseline is not None and not score > baseline:
+        return False, (f"kept, not promoted: validation {metric} {score:.4f} does not beat "
+                       f"{baseline_name} ({baseline:.4f})")
+    gate = (current or {}).get("metrics", {}).get("gate") or {}
+    if gate.get("metric") == metric and gate.get("score") is not None:
+        floor = gate["score"] * (1 - margin)
+        if score < floor:
+            return False, (f"kept, not promoted: validation {metric} {score:.4f} is more than "
+                           f"{margin:.0%} below the current version {current['version']} ({gate['score']:.4f})")
+        return True, (f"promoted: validation {metric} {score:.4f} beats {baseline_name} "
+                      f"({baseline:.4f}) and is within {margin:.0%} of the current version ({gate['score']:.4f})"
+                      if baseline is not None else f"promoted: validation {metric} {score:.4f}")
+    return True, (f"promoted: validation {metric} {score:.4f} beats {baseline_name} ({baseline:.4f}); "
+                  "there was no current version" if baseline is not None else
+                  f"promoted: validation {metric} {score:.4f}; there was no current version")

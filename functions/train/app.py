@@ -1,0 +1,14 @@
+"""TrainFunction (container image with TensorFlow): runs one training job, started asynchronously."""
+
+from aws_lambda_powertools import Logger
+
+from tailor.services import model_registry, object_store, training_jobs
+from tailor.training.job import run_job
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event, context):
+    logger.append_keys(job_id=event.get("job_id"))
+    return run_job(event, jobs=training_jobs(), registry=model_registry(), store=object_store())

@@ -1,0 +1,407 @@
+"""The local stack: moto for S3/DynamoDB/SQS, worker processes for the functions, one HTTP server.
+
+    with LocalStack("template.yaml", port=0, moto_port=0) as stack:
+        urllib.request.urlopen(stack.url + "/v1/segments")
+
+The HTTP server on `stack.url` answers three kinds of requests:
+- the API routes declared by the template's `Type: Api` events (API Gateway REST, proxy integration);
+- Lambda's Invoke API, `POST /2015-03-31/functions/{name}/invocations`, so a handler's
+  `boto3.client("lambda").invoke(...)` reaches the local function (workers get
+  AWS_ENDPOINT_URL_LAMBDA pointing here);
+- `GET /__local/health`, local only: the moto URL and the physical names of everything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+from urllib.parse import unquote
+
+from .apigateway import (HttpRequest, MalformedProxyResponse, NoRoute, RouteTable, build_proxy_event, error_body,
+                         proxy_response)
+from .model import StackModel, load_stack_model
+from .provision import S3_EVENTS_QUEUE, moto_client, provision
+from .s3events import S3EventPump
+from .workers import FunctionPool, Invocation, PoolClosed, function_environment
+
+log = logging.getLogger("infra.local")
+
+# API Gateway's limits: a 10 MB request payload, a 29 s integration timeout.
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+API_TIMEOUT_SECONDS = 29.0
+# Lambda retries a failed asynchronous invocation after about 1 and 2 minutes; locally the same
+# number of retries happens after 1 and 2 seconds, so a demo does not stall.
+ASYNC_RETRY_DELAYS = (1.0, 2.0)
+HEALTH_PATH = "/__local/health"
+INVOKE_PREFIX, INVOKE_SUFFIX = "/2015-03-31/functions/", "/invocations"
+
+
+class LocalStack:
+    def __init__(
+        self,
+        template: str | Path = "template.yaml",
+        port: int = 3000,
+        moto_port: int = 4566,
+        stage: str = "local",
+        host: str = "127.0.0.1",
+        max_workers: int = 2,
+        api_timeout: float = API_TIMEOUT_SECONDS,
+        async_retry_delays: tuple[float, ...] = ASYNC_RETRY_DELAYS,
+    ) -> None:
+        self.template = Path(template)
+        self.host = host
+        self.stage = stage
+        self.max_workers = max_workers
+        self.api_timeout = api_timeout
+        self.async_retry_delays = async_retry_delays
+        self._requested_port = port
+        self._requested_moto_port = moto_port
+        self.model: StackModel | None = None
+        self.url = self.moto_url = ""
+        self.pools: dict[str, FunctionPool] = {}
+        self._routes: RouteTable | None = None
+        self._moto = None
+        self._http: ThreadingHTTPServer | None = None
+        self._pump: S3EventPump | None = None
+        self._queue_urls: dict[str, str] = {}
+        self._sqs = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> "LocalStack":
+        self.model = load_stack_model(self.template, self.stage)
+        for warning in self.model.warnings:
+            log.warning("template: %s", warning)
+        try:
+            self._start_moto()
+            # Bind the HTTP port first: the workers' environment needs this stack's URL.
+            handler = type("LocalStackRequestHandler", (_RequestHandler,), {"stack": self})
+            self._http = _HttpServer((self.host, self._requested_port), handler)
+            self.url = f"http://{_client_host(self.host)}:{self._http.server_address[1]}"
+            self._queue_urls = provision(self.model, self.moto_url)
+            self._sqs = moto_client("sqs", self.moto_url)
+            self._routes = RouteTable(self.model.routes)
+            self.pools = {
+                logical_id: FunctionPool(spec, function_environment(spec, self.moto_url, self.url), self.max_workers)
+                for logical_id, spec in self.model.functions.items()
+            }
+            if self.model.s3_subscriptions:
+                self._pump = S3EventPump(self._sqs, self._queue_urls[S3_EVENTS_QUEUE],
+                                         self.model.s3_subscriptions, self.invoke_async)
+                self._pump.start()
+            threading.Thread(target=self._http.serve_forever, daemon=True, name="local-stack-http").start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_moto(self) -> None:
+        from moto.server import ThreadedMotoServer  # heavy import, only when a stack starts
+
+        # ThreadedMotoServer.start() waits forever if its port is taken: fail first, clearly.
+        if self._requested_moto_port:
+            _ensure_port_free(self.host, self._requested_moto_port, "--moto-port")
+        # moto's werkzeug server logs every request; keep the console for the stack's own lines.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._moto = ThreadedMotoServer(ip_address=self.host, port=self._requested_moto_port, verbose=False)
+        self._moto.start()
+        self.moto_url = f"http://{_client_host(self.host)}:{self._moto.get_host_and_port()[1]}"
+
+    def stop(self) -> None:
+        """Stop accepting requests, stop the S3 event thread, the workers, then moto. Idempotent."""
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        if self._pump is not None:
+            self._pump.stop()
+            self._pump = None
+        for pool in self.pools.values():
+            pool.close()
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    # -- invocations -------------------------------------------------------------------
+
+    def invoke(self, function: str, event: object, request_id: str | None = None) -> Invocation:
+        """Synchronous invocation (RequestResponse) of a function by logical id."""
+        return self.pools[function].invoke(event, request_id)
+
+    def invoke_async(self, function: str, event: object) -> str:
+        """Asynchronous invocation (Event): returns the request id at once, runs in the background.
+
+        A failure is retried as many times as the function's EventInvokeConfig allows
+        (MaximumRetryAttempts, default 2), then sent to its DeadLetterQueue if it has one.
+        """
+        request_id = str(uuid.uuid4())
+        threading.Thread(target=self._run_async, args=(function, event, request_id),
+                         daemon=True, name=f"async-{function}").start()
+        return request_id
+
+    def _run_async(self, function: str, event: object, request_id: str) -> None:
+        pool = self.pools[function]
+        attempts = 1 + pool.spec.async_retries
+        for attempt in range(attempts):
+            try:
+                invocation = pool.invoke(event, request_id)
+            except PoolClosed:
+                return  # shutting down
+            outcome = "ok" if invocation.ok else f"{invocation.error['errorType']}: {invocation.error['errorMessage']}"
+            log.info("async %s %.0f ms %s (attempt %d/%d)", function, invocation.duration_ms, outcome,
+                     attempt + 1, attempts)
+            if invocation.ok:
+                return
+            if attempt + 1 < attempts:
+                time.sleep(self.async_retry_delays[min(attempt, len(self.async_retry_delays) - 1)])
+        self._dead_letter(pool, event, invocation)
+
+    def _dead_letter(self, pool: FunctionPool, event: object, invocation: Invocation) -> None:
+        queue_url = self._queue_urls.get(pool.spec.dead_letter_queue or "")
+        if queue_url is None or pool.closed:
+            return
+        # The message Lambda itself sends: the event as body, the error in message attributes.
+        self._sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event), MessageAttributes={
+            "RequestID": {"DataType": "String", "StringValue": invocation.request_id},
+            "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+            "ErrorMessage": {"DataType": "String", "StringValue": invocation.error["errorMessage"][:1000]},
+        })
+        log.info("async %s: event sent to dead-letter queue %s", pool.spec.logical_id, pool.spec.dead_letter_queue)
+
+    # -- descriptions ------------------------------------------------------------------
+
+    def health(self) -> dict:
+        model = self.model
+        return {
+            "status": "ok",
+            "url": self.url,
+            "moto_url": self.moto_url,
+            "stage": self.stage,
+            "template": str(model.template_path),
+            "buckets": {bucket.logical_id: bucket.name for bucket in model.buckets},
+            "tables": {table.logical_id: table.name for table in model.tables},
+            "queues": {queue.logical_id: queue.name for queue in model.queues},
+            "functions": {logical_id: spec.name for logical_id, spec in model.functions.items()},
+            "routes": [f"{route.method} {route.path} {route.function}" for route in model.routes],
+        }
+
+    def describe(self) -> str:
+        """A compact startup summary: storage, then each function's routes and triggers."""
+        model = self.model
+        lines = [f"Template {model.template_path} (stage {self.stage}); moto on {self.moto_url}"]
+        storage = [f"bucket {b.name}" for b in model.buckets] + [f"table {t.name}" for t in model.tables] \
+            + [f"queue {q.name}" for q in model.queues]
+        lines.append("  storage: " + ", ".join(storage))
+        for logical_id, spec in model.functions.items():
+            triggers = [f"{r.method} {r.path}" for r in model.routes if r.function == logical_id]
+            triggers += [f"S3 {s.bucket}/{s.prefix}*{s.suffix}" for s in model.s3_subscriptions if s.function == logical_id]
+            limit = self.pools[logical_id].limit
+            lines.append(f"  {logical_id} ({spec.package_type}, {limit} worker{'s' if limit != 1 else ''}): "
+                         + (", ".join(triggers) or "invoked by other functions"))
+        if model.not_emulated:
+            lines.append("  not emulated: " + ", ".join(f"{kind} x{count}" for kind, count in sorted(model.not_emulated.items())))
+        return "\n".join(lines)
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host
+
+
+def _ensure_port_free(host: str, port: int, option: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"port {port} on {host} is in use ({exc.strerror}); choose another with {option}") from None
+
+
+def _run_in_thread(function: Callable, *args) -> Future:
+    """Start `function` in a daemon thread; the caller may stop waiting for it (API Gateway's 29 s)."""
+    future: Future = Future()
+
+    def target() -> None:
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+            future.set_exception(exc)
+
+    threading.Thread(target=target, daemon=True).start()
+    return future
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True  # a slow handler must not hold up shutdown
+
+    def server_bind(self) -> None:
+        try:
+            super().server_bind()
+        except OSError as exc:
+            port = self.server_address[1]
+            raise OSError(f"port {port} on {self.server_address[0]} is in use ({exc.strerror}); "
+                          "choose another with --port") from None
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as boto3 and API Gateway clients expect
+    server_version = "TailorLocalStack"
+    stack: LocalStack  # set on the per-stack subclass
+
+    def do_GET(self) -> None: self._handle()  # noqa: E704
+    def do_POST(self) -> None: self._handle()  # noqa: E704
+    def do_PUT(self) -> None: self._handle()  # noqa: E704
+    def do_PATCH(self) -> None: self._handle()  # noqa: E704
+    def do_DELETE(self) -> None: self._handle()  # noqa: E704
+    def do_HEAD(self) -> None: self._handle()  # noqa: E704
+    def do_OPTIONS(self) -> None: self._handle()  # noqa: E704
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002
+        pass  # one line per request is written by _handle instead
+
+    def _handle(self) -> None:
+        started = time.monotonic()
+        raw_path, _, query = self.path.partition("?")
+        note = ""
+        try:
+            body = self._read_body()
+            if body is None:
+                status, note = self._send_json(413, error_body("payload_too_large", "request body over 10 MB")), ""
+                self.close_connection = True
+            elif raw_path == HEALTH_PATH and self.command == "GET":
+                status = self._send_json(200, json.dumps(self.stack.health()).encode())
+            elif raw_path.startswith(INVOKE_PREFIX) and raw_path.endswith(INVOKE_SUFFIX) and self.command == "POST":
+                name = unquote(raw_path[len(INVOKE_PREFIX):-len(INVOKE_SUFFIX)])
+                status, note = self._lambda_invoke(name, body)
+            else:
+                request = HttpRequest(self.command, raw_path, query, list(self.headers.items()), body,
+                                      self.client_address[0])
+                status, note = self._api_request(request)
+        except (BrokenPipeError, ConnectionResetError):
+            status, note = 499, "client went away"
+        log.info("%s %s %d %.0f ms%s", self.command, self.path, status, (time.monotonic() - started) * 1000,
+                 f" {note}" if note else "")
+
+    def _read_body(self) -> bytes | None:
+        """The request body (Content-Length or chunked); None if it is over API Gateway's limit."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks, total = [], 0
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                total += size
+                if total > MAX_REQUEST_BYTES:
+                    return None
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()  # the CRLF after each chunk
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> int:
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        return status
+
+    def _send_json(self, status: int, body: bytes, headers: list[tuple[str, str]] = ()) -> int:
+        return self._send(status, [("Content-Type", "application/json"), *headers], body)
+
+    # -- API Gateway -------------------------------------------------------------------
+
+    def _api_request(self, request: HttpRequest) -> tuple[int, str]:
+        stack = self.stack
+        match = stack._routes.match(request.method, request.raw_path)
+        if isinstance(match, NoRoute):
+            if match.status == 405:
+                allowed = ", ".join(match.allowed_methods)
+                return self._send_json(405, error_body("method_not_allowed", f"{request.method} is not allowed on "
+                                                       f"{request.raw_path}; allowed: {allowed}"),
+                                       [("Allow", allowed)]), ""
+            return self._send_json(404, error_body("not_found", f"no route for {request.method} {request.raw_path}")), ""
+
+        request_id = str(uuid.uuid4())
+        function = match.route.function
+        event = build_proxy_event(match, request, request_id, self.server.server_address[1])
+        future = _run_in_thread(stack.invoke, function, event, request_id)
+        try:
+            invocation = future.result(timeout=stack.api_timeout)
+        except FutureTimeout:
+            return self._send_json(504, error_body(
+                "gateway_timeout", f"{function} did not answer within API Gateway's {stack.api_timeout:g} s limit"),
+                [("x-amzn-RequestId", request_id)]), f"-> {function} (timed out)"
+        except PoolClosed:
+            return self._send_json(503, error_body("unavailable", "the local stack is shutting down")), ""
+        headers = [("x-amzn-RequestId", request_id)]
+        if not invocation.ok:
+            error = invocation.error
+            return self._send_json(502, error_body("internal_error", f"{function} failed: {error['errorType']}: "
+                                                   f"{error['errorMessage']}"), headers), f"-> {function} (error)"
+        try:
+            status, response_headers, body = proxy_response(invocation.payload)
+        except MalformedProxyResponse as exc:
+            log.error("%s returned a malformed proxy response: %s", function, exc)
+            return self._send_json(502, error_body("internal_error", f"malformed Lambda proxy response from "
+                                                   f"{function}: {exc}"), headers), f"-> {function} (malformed)"
+        return self._send(status, response_headers + headers, body), f"-> {function}"
+
+    # -- Lambda Invoke API -------------------------------------------------------------
+
+    def _lambda_invoke(self, name: str, body: bytes) -> tuple[int, str]:
+        stack = self.stack
+        spec = stack.model.function_by_name(name)
+        if spec is None:
+            return self._lambda_error(404, "ResourceNotFoundException", f"Function not found: {name}"), ""
+        invocation_type = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        try:
+            event = json.loads(body) if body.strip() else {}
+        except ValueError:
+            return self._lambda_error(400, "InvalidRequestContentException",
+                                      "Could not parse request body into json"), ""
+        if invocation_type == "DryRun":
+            return self._send(204, [], b""), f"-> {spec.logical_id} (dry run)"
+        if invocation_type == "Event":
+            request_id = stack.invoke_async(spec.logical_id, event)
+            return self._send(202, [("x-amzn-RequestId", request_id)], b""), f"-> {spec.logical_id} (async)"
+        if invocation_type != "RequestResponse":
+            return self._lambda_error(400, "InvalidParameterValueException",
+                                      f"unknown X-Amz-Invocation-Type {invocation_type!r}"), ""
+        try:
+            invocation = stack.invoke(spec.logical_id, event)
+        except PoolClosed:
+            return self._lambda_error(503, "ServiceException", "the local stack is shutting down"), ""
+        headers = [("x-amzn-RequestId", invocation.request_id), ("X-Amz-Executed-Version", "$LATEST")]
+        if invocation.ok:
+            return self._send_json(200, invocation.payload.encode("utf-8"), headers), f"-> {spec.logical_id}"
+        # A function error is still HTTP 200; boto3 reports it as FunctionError.
+        return self._send_json(200, json.dumps(invocation.error).encode("utf-8"),
+                               headers + [("X-Amz-Function-Error", "Unhandled")]), f"-> {spec.logical_id} (error)"
+
+    def _lambda_error(self, status: int, error_type: str, message: str) -> int:
+        # The shape of Lambda's service errors, which botocore turns into ClientError codes.
+        body = json.dumps({"Type": "User", "message": message}).encode("utf-8")
+        return self._send_json(status, body, [("x-amzn-ErrorType", error_type)])
