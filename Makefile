@@ -7,6 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 PORT ?= 3000
 SHARED_DATA ?= ../shared/data
+export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/shared:$(CURDIR)
 
 .DEFAULT_GOAL := help

@@ -3,7 +3,7 @@
 The shop sells products in a few top-level categories, each with sub-styles
 (``Books|Science Fiction``, ``Outdoor|Camping``...). Every user has latent tastes:
 a Dirichlet preference over top-level categories (shifted by age band and gender),
-a preference per sub-style, and a small latent factor vector. An item is chosen with
+and preferences for each sub-style, brand and price tier. An item is chosen with
 probability proportional to ``popularity x exp(affinity)``, where popularity is
 Zipf-like, so the data has a long tail *and* a personal signal that a popularity
 model cannot capture. Each chosen item runs through a funnel (view -> add_to_cart
@@ -20,7 +20,6 @@ from it), so the same arguments always produce the same bytes.
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import sys
 import time
@@ -73,7 +72,11 @@ class Style:
     adjectives: tuple[str, ...]
     features: tuple[str, ...]
     price: tuple[float, float]
-    is_book: bool = False
+    book_kind: str = ""  # set for books, e.g. "A mystery novel"
+
+    @property
+    def is_book(self) -> bool:
+        return bool(self.book_kind)
 
 
 # Adjectives and features are chosen so that each fits every noun of its style.
@@ -86,7 +89,7 @@ STYLES: tuple[Style, ...] = (
            "A heist aboard a generation ship",
            "Hard science with a human heart",
            "The first book of an award-winning trilogy"),
-          (9, 28), is_book=True),
+          (9, 28), book_kind="A science fiction novel"),
     Style("Books", "Mystery",
           ("Alibi", "Lighthouse", "Ledger", "Witness", "Harbour", "Key"),
           ("Quiet", "Crooked", "Midnight", "Cold", "Missing", "Seventh"),
@@ -94,7 +97,7 @@ STYLES: tuple[Style, ...] = (
            "A locked-room puzzle on a snowbound island",
            "Twists until the very last page",
            "A small town with too many secrets"),
-          (8, 24), is_book=True),
+          (8, 24), book_kind="A mystery novel"),
     Style("Books", "Cookbooks",
           ("Kitchen", "Bowls", "Bakes", "Suppers", "Noodles", "Salads"),
           ("Weeknight", "Simple", "Slow", "Green", "One-Pan", "Sunday"),
@@ -102,7 +105,7 @@ STYLES: tuple[Style, ...] = (
            "Meals on the table in thirty minutes",
            "Seasonal cooking from a much-loved restaurant",
            "Vegetarian and vegan options throughout"),
-          (15, 40), is_book=True),
+          (15, 40), book_kind="A cookbook"),
     Style("Books", "History",
           ("Empire", "River", "Republic", "Century", "Revolution", "Crown"),
           ("Forgotten", "Long", "Iron", "Golden", "Unfinished", "Lost"),
@@ -110,7 +113,7 @@ STYLES: tuple[Style, ...] = (
            "Drawn from newly opened archives",
            "Maps and illustrations throughout",
            "A prize-winning historian's new account"),
-          (12, 35), is_book=True),
+          (12, 35), book_kind="A history book"),
     Style("Books", "Children's",
           ("Dragon", "Owl", "Balloon", "Forest", "Rocket", "Bear"),
           ("Sleepy", "Brave", "Little", "Curious", "Noisy", "Lost"),
@@ -118,7 +121,7 @@ STYLES: tuple[Style, ...] = (
            "Bright illustrations on every page",
            "Sturdy board pages for little hands",
            "A gentle story about making friends"),
-          (6, 18), is_book=True),
+          (6, 18), book_kind="A picture book"),
     # Electronics -----------------------------------------------------------
     Style("Electronics", "Headphones",
           ("Wireless Earbuds", "Over-Ear Headphones", "Sport Earphones", "On-Ear Headphones"),
@@ -386,7 +389,8 @@ EMOJI = {
 # Catalog and customers
 # ---------------------------------------------------------------------------
 
-LATENT_DIM = 8
+MAKERS = BRANDS + PUBLISHERS  # an item's brand indexes this tuple
+PRICE_TIERS = ("budget", "mid-range", "premium")
 
 
 @dataclass
@@ -394,9 +398,10 @@ class Catalog:
     ids: np.ndarray  # str
     style: np.ndarray  # index into STYLES
     top: np.ndarray  # index into TOP_CATEGORIES
+    brand: np.ndarray  # index into MAKERS
+    tier: np.ndarray  # index into PRICE_TIERS
     log_popularity: np.ndarray
     quality: np.ndarray  # shifts every rating of the item
-    factors: np.ndarray  # (n, LATENT_DIM)
     price: np.ndarray
     noun: list[str]
     table: pd.DataFrame
@@ -408,7 +413,8 @@ class Customers:
     country: np.ndarray  # str
     log_taste: np.ndarray  # (n, n_top): log of each top category's weight x n_top
     style_taste: np.ndarray  # (n, n_styles)
-    factors: np.ndarray  # (n, LATENT_DIM)
+    brand_taste: np.ndarray  # (n, n_makers)
+    tier_taste: np.ndarray  # (n, n_tiers)
     bias: np.ndarray  # how generously the user rates
     activity: np.ndarray  # relative number of engagements
     active_from: np.ndarray  # first second at which the user can interact
@@ -430,39 +436,45 @@ def _roman(number: int) -> str:
     return text
 
 
+STYLE_TOP = np.array([TOP_CATEGORIES.index(style.top) for style in STYLES])
+STYLE_IS_BOOK = np.array([style.is_book for style in STYLES])
+
+
 def _make_catalog(rng: np.random.Generator, count: int) -> Catalog:
-    style_top = np.array([TOP_CATEGORIES.index(style.top) for style in STYLES])
-    styles_per_top = np.bincount(style_top)
+    styles_per_top = np.bincount(STYLE_TOP)
     # every top category gets the same expected share, split evenly over its sub-styles
-    style_weights = 1.0 / styles_per_top[style_top]
+    style_weights = 1.0 / styles_per_top[STYLE_TOP]
     style = rng.choice(len(STYLES), size=count, p=style_weights / style_weights.sum())
+    brand = np.where(STYLE_IS_BOOK[style],
+                     len(BRANDS) + rng.integers(0, len(PUBLISHERS), count),
+                     rng.integers(0, len(BRANDS), count))
+    tier = rng.integers(0, len(PRICE_TIERS), count)
 
     popularity_rank = rng.permutation(count) + 1
     log_popularity = -1.1 * np.log(popularity_rank)  # Zipf-like long tail
     quality = rng.normal(0.0, 0.35, count)
-    factors = rng.normal(0.0, 1.0 / math.sqrt(LATENT_DIM), (count, LATENT_DIM))
-    low = np.array([STYLES[s].price[0] for s in style], dtype=float)
-    high = np.array([STYLES[s].price[1] for s in style], dtype=float)
-    price = np.floor(np.exp(rng.uniform(np.log(low), np.log(high)))) + 0.99
+    # each price tier takes a third of the style's price range on a log scale
+    low = np.log([STYLES[s].price[0] for s in style])
+    high = np.log([STYLES[s].price[1] for s in style])
+    position = (tier + rng.random(count)) / len(PRICE_TIERS)
+    price = np.floor(np.exp(low + position * (high - low))) + 0.99
 
     words = random.Random(int(rng.integers(2**63)))
     ids = _format_ids("i", count, 4)
-    titles, descriptions, categories, brands, nouns = [], [], [], [], []
+    titles, descriptions, nouns = [], [], []
     seen_titles: dict[str, int] = {}
     for index in range(count):
-        spec = STYLES[style[index]]
+        spec, maker = STYLES[style[index]], MAKERS[brand[index]]
         noun, adjective = words.choice(spec.nouns), words.choice(spec.adjectives)
         first, second = words.sample(spec.features, 2)
         if spec.is_book:
-            brand = words.choice(PUBLISHERS)
             author = f"{words.choice(AUTHOR_FIRST)} {words.choice(AUTHOR_LAST)}"
             title = f"The {adjective} {noun}"
-            description = f"A {spec.sub.lower()} book by {author}. {first}. {second}."
+            description = f"{spec.book_kind} by {author}, published by {maker}. {first}. {second}."
             nouns.append("book")
         else:
-            brand = words.choice(BRANDS)
-            title = f"{brand} {adjective} {noun}"
-            description = f"{adjective} {noun.lower()} from {brand}. {first}. {second}."
+            title = f"{maker} {adjective} {noun}"
+            description = f"{adjective} {noun.lower()} from {maker}. {first}. {second}."
             nouns.append(noun.lower())
         # repeated titles become a series, which is what a real catalog does with them
         repeats = seen_titles.get(title, 0) + 1
@@ -471,14 +483,16 @@ def _make_catalog(rng: np.random.Generator, count: int) -> Catalog:
             title = f"{title}: Book {repeats}" if spec.is_book else f"{title} {_roman(repeats)}"
         titles.append(title)
         descriptions.append(description)
-        categories.append(f"{spec.top}|{spec.sub}")
-        brands.append(brand)
 
     table = pd.DataFrame({
-        "item_id": ids, "title": titles, "description": descriptions,
-        "categories": categories, "price": [f"{p:.2f}" for p in price], "brand": brands,
+        "item_id": ids,
+        "title": titles,
+        "description": descriptions,
+        "categories": [f"{STYLES[s].top}|{STYLES[s].sub}" for s in style],
+        "price": [f"{p:.2f}" for p in price],
+        "brand": np.array(MAKERS)[brand],
     }, columns=ITEM_COLUMNS)
-    return Catalog(ids, style, style_top[style], log_popularity, quality, factors, price, nouns, table)
+    return Catalog(ids, style, STYLE_TOP[style], brand, tier, log_popularity, quality, price, nouns, table)
 
 
 def _make_customers(rng: np.random.Generator, count: int) -> Customers:
@@ -503,13 +517,14 @@ def _make_customers(rng: np.random.Generator, count: int) -> Customers:
     log_taste = np.log(taste * n_top)
 
     style_taste = rng.normal(0.0, 1.0, (count, len(STYLES)))
-    factors = rng.normal(0.0, 1.0, (count, LATENT_DIM))
+    brand_taste = rng.normal(0.0, 1.0, (count, len(MAKERS)))
+    tier_taste = rng.normal(0.0, 1.0, (count, len(PRICE_TIERS)))
     bias = rng.normal(0.0, 0.3, count)
     activity = rng.lognormal(0.0, 1.0, count)
 
     loyalty_score = np.log(activity) + rng.normal(0.0, 0.5, count)
     cut_points = np.quantile(loyalty_score, np.cumsum(LOYALTY_SHARES)[:-1])
-    tier = np.array(LOYALTY_TIERS)[np.searchsorted(cut_points, loyalty_score)]
+    loyalty = np.array(LOYALTY_TIERS)[np.searchsorted(cut_points, loyalty_score)]
 
     table = pd.DataFrame({
         "user_id": ids,
@@ -517,9 +532,9 @@ def _make_customers(rng: np.random.Generator, count: int) -> Customers:
         "gender": np.array(GENDERS)[gender],
         "country": country,
         "signup_date": np.datetime_as_string(signup.astype("datetime64[s]"), unit="D"),
-        "loyalty_tier": tier,
+        "loyalty_tier": loyalty,
     }, columns=USER_COLUMNS)
-    return Customers(ids, country, log_taste, style_taste, factors, bias, activity,
+    return Customers(ids, country, log_taste, style_taste, brand_taste, tier_taste, bias, activity,
                      np.maximum(signup, ACTIVITY_START), table)
 
 
@@ -528,49 +543,68 @@ def _make_customers(rng: np.random.Generator, count: int) -> Customers:
 # ---------------------------------------------------------------------------
 
 STYLE_WEIGHT = 0.7
-FACTOR_WEIGHT = 0.6
-# fewer than this many item scores are held in memory at once while sampling
-SAMPLING_BLOCK = 4_000_000
+BRAND_WEIGHT = 0.6
+TIER_WEIGHT = 0.6
+SAMPLING_CHUNK = 100_000  # engagements drawn per vectorised step, to bound memory
 
 
 def _affinity_pairs(people: Customers, catalog: Catalog, user: np.ndarray, item: np.ndarray) -> np.ndarray:
     """Taste affinity of each (user, item) pair."""
     return (people.log_taste[user, catalog.top[item]]
             + STYLE_WEIGHT * people.style_taste[user, catalog.style[item]]
-            + FACTOR_WEIGHT * np.einsum("ij,ij->i", people.factors[user], catalog.factors[item]))
+            + BRAND_WEIGHT * people.brand_taste[user, catalog.brand[item]]
+            + TIER_WEIGHT * people.tier_taste[user, catalog.tier[item]])
 
 
-def _affinity_block(people: Customers, catalog: Catalog, users: slice) -> np.ndarray:
-    """Taste affinity of a block of users with every item: (n_users_in_block, n_items)."""
-    return (people.log_taste[users][:, catalog.top]
-            + STYLE_WEIGHT * people.style_taste[users][:, catalog.style]
-            + FACTOR_WEIGHT * people.factors[users] @ catalog.factors.T)
+def _categorical(weights: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """One draw per row of a (rows, k) weight matrix, by inverse CDF with the given uniforms."""
+    cdf = np.cumsum(weights, axis=1)
+    index = (cdf <= (uniform * cdf[:, -1])[:, None]).sum(axis=1)
+    return np.minimum(index, weights.shape[1] - 1)
 
 
 def _choose_items(rng: np.random.Generator, people: Customers, catalog: Catalog,
                   counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Draw counts[u] items for each user u with P(i | u) ∝ popularity_i x exp(affinity_ui)."""
-    n_users, n_items = len(counts), len(catalog.ids)
+    """Draw counts[u] items for each user u with P(i | u) ∝ popularity_i x exp(affinity_ui).
+
+    The affinity only depends on an item's (style, brand, price tier) cell, so the draw
+    factorises exactly into style | user, then cell | user and style, then item | cell
+    by popularity. That costs O(draws x cells per style) instead of O(users x items).
+    """
+    n_users = len(counts)
+    n_styles, n_makers, n_tiers = len(STYLES), len(MAKERS), len(PRICE_TIERS)
     user = np.repeat(np.arange(n_users), counts)
-    item = np.empty(len(user), dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    block = max(1, SAMPLING_BLOCK // n_items)
-    for first in range(0, n_users, block):
-        last = min(n_users, first + block)
-        lo, hi = offsets[first], offsets[last]
-        if lo == hi:
-            continue
-        logits = catalog.log_popularity + _affinity_block(people, catalog, slice(first, last))
-        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
-        cdf = np.cumsum(weights, axis=1)
-        cdf /= cdf[:, -1:]
-        # Inverse-CDF sampling for every row at once: row r's CDF is shifted into (r, r+1],
-        # so one searchsorted over the flattened, still sorted, array serves all users.
-        row = user[lo:hi] - first
-        shifted = (cdf + np.arange(last - first)[:, None]).ravel()
-        position = np.searchsorted(shifted, row + rng.random(hi - lo), side="right")
-        item[lo:hi] = np.minimum(position - row * n_items, n_items - 1)
-    return user, item
+    draws = len(user)
+    popularity = np.exp(catalog.log_popularity)
+    cell = (catalog.style * n_makers + catalog.brand) * n_tiers + catalog.tier
+    cell_mass = np.bincount(cell, weights=popularity, minlength=n_styles * n_makers * n_tiers)
+    cell_mass = cell_mass.reshape(n_styles, n_makers * n_tiers)
+
+    # maker x tier preference per user, flattened like a style's row of cell_mass
+    maker_tier = (np.exp(BRAND_WEIGHT * people.brand_taste)[:, :, None]
+                  * np.exp(TIER_WEIGHT * people.tier_taste)[:, None, :]).reshape(n_users, -1)
+    style_weight = (np.exp(people.log_taste[:, STYLE_TOP] + STYLE_WEIGHT * people.style_taste)
+                    * (maker_tier @ cell_mass.T))
+
+    style = np.empty(draws, dtype=np.int64)
+    chosen_cell = np.empty(draws, dtype=np.int64)
+    style_uniform, cell_uniform, item_uniform = rng.random((3, draws))
+    for lo in range(0, draws, SAMPLING_CHUNK):
+        part = slice(lo, lo + SAMPLING_CHUNK)
+        who = user[part]
+        style[part] = _categorical(style_weight[who], style_uniform[part])
+        in_style = _categorical(cell_mass[style[part]] * maker_tier[who], cell_uniform[part])
+        chosen_cell[part] = style[part] * n_makers * n_tiers + in_style
+
+    # item | cell ∝ popularity: one cumulative sum over items sorted by cell
+    by_cell = np.argsort(cell, kind="stable")
+    cumulative = np.cumsum(popularity[by_cell])
+    first = np.searchsorted(cell[by_cell], chosen_cell, side="left")
+    last = np.searchsorted(cell[by_cell], chosen_cell, side="right") - 1
+    before = np.where(first > 0, cumulative[np.maximum(first - 1, 0)], 0.0)
+    target = before + item_uniform * cell_mass.ravel()[chosen_cell]
+    position = np.clip(np.searchsorted(cumulative, target, side="right"), first, last)
+    return user, by_cell[position]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -71,6 +71,7 @@ class LocalStack:
         self._routes: RouteTable | None = None
         self._moto = None
         self._http: ThreadingHTTPServer | None = None
+        self._serving = False
         self._pump: S3EventPump | None = None
         self._queue_urls: dict[str, str] = {}
         self._sqs = None
@@ -99,6 +100,7 @@ class LocalStack:
                                          self.model.s3_subscriptions, self.invoke_async)
                 self._pump.start()
             threading.Thread(target=self._http.serve_forever, daemon=True, name="local-stack-http").start()
+            self._serving = True
         except BaseException:
             self.stop()
             raise
@@ -119,7 +121,9 @@ class LocalStack:
     def stop(self) -> None:
         """Stop accepting requests, stop the S3 event thread, the workers, then moto. Idempotent."""
         if self._http is not None:
-            self._http.shutdown()
+            if self._serving:  # shutdown() would wait forever for a loop that never started
+                self._http.shutdown()
+                self._serving = False
             self._http.server_close()
             self._http = None
         if self._pump is not None:

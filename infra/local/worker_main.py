@@ -58,12 +58,20 @@ def _load_handler(config: dict):
     return getattr(module, function_name)
 
 
-def _error(exc: BaseException, error_type: str | None = None) -> dict:
+def _user_traceback(exc: BaseException) -> traceback.TracebackException:
+    """The exception's traceback without this file's and importlib's frames: only the user's code."""
+    details = traceback.TracebackException.from_exception(exc)
+    details.stack = traceback.StackSummary.from_list(
+        [frame for frame in details.stack if frame.filename != __file__ and "importlib" not in frame.filename])
+    return details
+
+
+def _error(exc: BaseException, error_type: str, message: str) -> dict:
     """The error document Lambda's Python runtime returns for an unhandled exception."""
     return {
-        "errorMessage": str(exc),
-        "errorType": error_type or type(exc).__name__,
-        "stackTrace": traceback.format_tb(exc.__traceback__),
+        "errorMessage": message,
+        "errorType": error_type,
+        "stackTrace": _user_traceback(exc).stack.format(),
     }
 
 
@@ -95,15 +103,19 @@ def main() -> None:
             try:
                 reply = {"payload": json.dumps(result)}
             except (TypeError, ValueError) as exc:
-                reply = {"error": _error(exc, "Runtime.MarshalError")}
+                message = f"Unable to marshal response: {exc}"
+                _log_exception("Runtime.MarshalError", message, exc, fields["aws_request_id"])
+                reply = {"error": _error(exc, "Runtime.MarshalError", message)}
         except _InitError as wrapper:
             exc = wrapper.__cause__
             error_type = _init_error_type(exc)
-            _log_exception(error_type, exc, fields["aws_request_id"])
-            reply = {"error": _error(exc, error_type)}
+            message = f"Unable to import module '{config['handler'].rpartition('.')[0]}': {exc}" \
+                if error_type != "Runtime.HandlerNotFound" else f"Handler '{config['handler']}' missing: {exc}"
+            _log_exception(error_type, message, exc, fields["aws_request_id"])
+            reply = {"error": _error(exc, error_type, message)}
         except Exception as exc:  # the handler raised: report it, keep the environment warm
-            _log_exception(type(exc).__name__, exc, fields["aws_request_id"])
-            reply = {"error": _error(exc)}
+            _log_exception(type(exc).__name__, str(exc), exc, fields["aws_request_id"])
+            reply = {"error": _error(exc, type(exc).__name__, str(exc))}
         replies.write(json.dumps(reply).encode("utf-8") + b"\n")
         replies.flush()
 
@@ -123,10 +135,10 @@ def _init_error_type(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _log_exception(error_type: str, exc: BaseException, request_id: str) -> None:
-    # Same shape as the Lambda runtime's log line, then the full traceback.
-    print(f"[ERROR] {error_type}: {exc} (request {request_id})", file=sys.stderr)
-    traceback.print_exception(exc, file=sys.stderr)
+def _log_exception(error_type: str, message: str, exc: BaseException, request_id: str) -> None:
+    # Same shape as the Lambda runtime's log line, then the traceback of the user's code.
+    print(f"[ERROR] {error_type}: {message} (request {request_id})", file=sys.stderr)
+    print("".join(_user_traceback(exc).format()), end="", file=sys.stderr)
     sys.stderr.flush()
 
 
