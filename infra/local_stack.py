@@ -22,6 +22,8 @@ import signal
 import sys
 import threading
 
+import yaml
+
 from infra.local import LocalStack
 from infra.local.intrinsics import TemplateError
 
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                        host=args.host, max_workers=args.max_workers)
     try:
         stack.start()
-    except (TemplateError, OSError, ValueError) as exc:
+    except (TemplateError, OSError, ValueError, yaml.YAMLError) as exc:
         print(f"local stack: cannot start: {exc}", file=sys.stderr)
         return 1
     if args.verbose:

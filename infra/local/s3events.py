@@ -7,11 +7,13 @@ template `Type: S3` event matches - one `{"Records": [record]}` event per functi
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
 import uuid
 from typing import Callable
+from urllib.parse import quote_plus, unquote_plus
 
 from .model import S3Subscription
 
@@ -19,9 +21,12 @@ log = logging.getLogger("infra.local")
 
 
 def complete_record(record: dict) -> dict:
-    """Fill in the fields of an S3 event record that AWS sends and moto leaves out.
+    """Make moto's S3 event record look like the one AWS sends.
 
-    Parsers such as Powertools' `S3Model` require them (userIdentity, requestParameters, ...).
+    - Fill in the fields moto leaves out; parsers such as Powertools' `S3Model` require them
+      (userIdentity, requestParameters, ...).
+    - Encode the key as AWS does: form-encoded (a space is `+`) but with `/` left as is, where
+      moto also encodes `/` as `%2F`. Either way `unquote_plus` gives the real key back.
     """
     record.setdefault("userIdentity", {"principalId": "AWS:LOCAL"})
     record.setdefault("requestParameters", {"sourceIPAddress": "127.0.0.1"})
@@ -29,7 +34,10 @@ def complete_record(record: dict) -> dict:
                                            "x-amz-id-2": uuid.uuid4().hex})
     s3 = record.setdefault("s3", {})
     s3.setdefault("bucket", {}).setdefault("ownerIdentity", {"principalId": "LOCAL"})
-    s3.setdefault("object", {}).setdefault("sequencer", f"{uuid.uuid4().int % 16**16:016X}")
+    s3_object = s3.setdefault("object", {})
+    s3_object.setdefault("sequencer", f"{uuid.uuid4().int % 16**16:016X}")
+    if "key" in s3_object:
+        s3_object["key"] = quote_plus(unquote_plus(s3_object["key"]), safe="/")
     return record
 
 
@@ -44,7 +52,7 @@ def route_notification(body: str, subscriptions: list[S3Subscription]) -> list[t
         key = record["s3"]["object"]["key"]  # still URL-encoded, as the handler will see it
         for subscription in subscriptions:
             if subscription.matches(bucket, record["eventName"], key):
-                deliveries.append((subscription.function, {"Records": [complete_record(dict(record))]}))
+                deliveries.append((subscription.function, {"Records": [complete_record(copy.deepcopy(record))]}))
     return deliveries
 
 

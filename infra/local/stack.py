@@ -297,6 +297,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 status, note = self._api_request(request)
         except (BrokenPipeError, ConnectionResetError):
             status, note = 499, "client went away"
+        except Exception:  # a bug in the local stack itself: answer, log, keep serving
+            log.exception("local stack error on %s %s", self.command, self.path)
+            status = self._send_json(500, error_body("local_stack_error", "the local stack failed; see its log"))
+            self.close_connection = True
         log.info("%s %s %d %.0f ms%s", self.command, self.path, status, (time.monotonic() - started) * 1000,
                  f" {note}" if note else "")
 

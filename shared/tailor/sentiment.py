@@ -1,0 +1,268 @@
+"""Review sentiment scoring with NumPy only (the serving side; never imports TensorFlow).
+
+A :class:`SentimentArtifact` is what training exports: a ``.npz`` of weights and a small JSON
+config (tokenizer settings, class names, neutral threshold, model version). A
+:class:`SentimentScorer` turns a batch of texts into labels, scores and probabilities.
+
+The model (see ``tailor.training.sentiment``) is a bag of n-gram features — each text is the
+*set* of its n-gram keys found in the vocabulary (``tailor.text``) — feeding two parts whose
+logits add up:
+
+- a Naive-Bayes-weighted linear part: each feature contributes one row of ``nb_table``
+  (per class); rows are summed;
+- an embedding-bag part: the mean of the features' ``embedding`` rows, times ``kernel``.
+
+Scoring a batch is vectorised: the texts' feature rows are concatenated into one index array
+(CSR-like, with ``row_splits``), the per-text sums come from ``np.add.reduceat`` over the
+gathered rows, and one small matrix product finishes the embedding part.
+
+Output per text (in input order)::
+
+    {"label": "POSITIVE" | "NEGATIVE" | "NEUTRAL",
+     "score": P(positive) - P(negative),            # in [-1, 1]
+     "probabilities": {"positive": p, "negative": q, "neutral": r},
+     "language": "en" | "zh" | "mixed" | "und"}
+
+``label`` is ``NEUTRAL`` when the neutral class has the highest probability (3-class models)
+or when the highest probability is below ``neutral_threshold`` (the model is not confident).
+Empty or whitespace-only text gets ``NEUTRAL``, score 0, probabilities ``{0, 0, 1}`` and
+``"note": "empty text"`` — there is nothing to score, and saying "neutral" is the answer that
+affects aggregates (mean score, share positive) least. A non-empty text with no known feature
+(e.g. a language the model never saw) is scored normally: the model falls back to its bias,
+which usually lands under the threshold and so reads as ``NEUTRAL``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .text import TokenizerConfig, detect_language, encode_batch
+
+WEIGHTS_FILE = "sentiment.npz"
+CONFIG_FILE = "sentiment.json"
+ARTIFACT_FILES = (WEIGHTS_FILE, CONFIG_FILE)
+FORMAT_VERSION = 1
+CLASS_NAMES = ("negative", "neutral", "positive")
+DEFAULT_NEUTRAL_THRESHOLD = 0.6
+EMPTY_NOTE = "empty text"
+_WEIGHT_NAMES = ("vocabulary", "nb_table", "embedding", "kernel", "bias")
+
+
+@dataclass
+class SentimentArtifact:
+    """Exported weights and config of one trained sentiment model.
+
+    Weights (``n_features`` rows; ``vocabulary`` is sorted so keys map to rows by binary search):
+
+    - ``vocabulary``: ``uint64[n_features]`` feature keys (``tailor.text``), sorted
+    - ``nb_table``: ``float32[n_features, n_classes]`` linear (Naive-Bayes-weighted) part
+    - ``embedding``: ``float32[n_features, dim]``; ``kernel``: ``float32[dim, n_classes]``
+    - ``bias``: ``float32[n_classes]``
+    """
+
+    vocabulary: np.ndarray
+    nb_table: np.ndarray
+    embedding: np.ndarray
+    kernel: np.ndarray
+    bias: np.ndarray
+    classes: tuple[str, ...]
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    neutral_threshold: float = DEFAULT_NEUTRAL_THRESHOLD
+    model_version: str = "unversioned"
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.classes) - set(CLASS_NAMES)
+        if unknown or len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes must be 2 or 3 distinct names from {CLASS_NAMES}, got {self.classes}")
+        if "positive" not in self.classes or "negative" not in self.classes:
+            raise ValueError("classes must include 'positive' and 'negative'")
+        n_features, n_classes = len(self.vocabulary), len(self.classes)
+        expected = {
+            "nb_table": (n_features, n_classes),
+            "embedding": (n_features, self.kernel.shape[0]),
+            "kernel": (self.embedding.shape[1], n_classes),
+            "bias": (n_classes,),
+        }
+        for name, shape in expected.items():
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"{name} has shape {getattr(self, name).shape}, expected {shape}")
+        if n_features > 1 and np.any(self.vocabulary[1:] <= self.vocabulary[:-1]):
+            raise ValueError("vocabulary must be sorted and free of duplicates")
+        if not 0.0 <= self.neutral_threshold <= 1.0:
+            raise ValueError("neutral_threshold must be within [0, 1]")
+
+    def config(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "model_version": self.model_version,
+            "classes": list(self.classes),
+            "neutral_threshold": self.neutral_threshold,
+            "tokenizer": self.tokenizer.to_dict(),
+            "n_features": int(len(self.vocabulary)),
+            "embedding_dim": int(self.embedding.shape[1]),
+            "metadata": self.metadata,
+        }
+
+    def to_files(self) -> dict[str, bytes]:
+        """``{"sentiment.npz": weights, "sentiment.json": config}``, ready to store side by side."""
+        buffer = io.BytesIO()
+        np.savez(buffer, **{name: getattr(self, name) for name in _WEIGHT_NAMES})
+        config = json.dumps(self.config(), indent=2, sort_keys=True).encode("utf-8")
+        return {WEIGHTS_FILE: buffer.getvalue(), CONFIG_FILE: config}
+
+    @classmethod
+    def from_files(cls, files: Mapping[str, bytes]) -> "SentimentArtifact":
+        missing = [name for name in ARTIFACT_FILES if name not in files]
+        if missing:
+            raise ValueError(f"sentiment artifact is missing {', '.join(missing)}")
+        config = json.loads(files[CONFIG_FILE])
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"sentiment artifact format {config.get('format_version')!r} is not supported "
+                f"(this code reads format {FORMAT_VERSION})"
+            )
+        with np.load(io.BytesIO(files[WEIGHTS_FILE]), allow_pickle=False) as weights:
+            arrays = {name: weights[name] for name in _WEIGHT_NAMES}
+        return cls(
+            **arrays,
+            classes=tuple(config["classes"]),
+            tokenizer=TokenizerConfig.from_dict(config["tokenizer"]),
+            neutral_threshold=float(config["neutral_threshold"]),
+            model_version=str(config["model_version"]),
+            metadata=dict(config.get("metadata") or {}),
+        )
+
+    def save(self, directory: str | os.PathLike) -> None:
+        os.makedirs(directory, exist_ok=True)
+        for name, data in self.to_files().items():
+            with open(os.path.join(directory, name), "wb") as handle:
+                handle.write(data)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "SentimentArtifact":
+        files = {}
+        for name in ARTIFACT_FILES:
+            with open(os.path.join(directory, name), "rb") as handle:
+                files[name] = handle.read()
+        return cls.from_files(files)
+
+
+class SentimentScorer:
+    """Scores texts with an exported model; build once per container and reuse."""
+
+    def __init__(self, artifact: SentimentArtifact):
+        self.artifact = artifact
+        self.classes = artifact.classes
+        self.model_version = artifact.model_version
+        self.neutral_threshold = artifact.neutral_threshold
+        self._vocabulary = artifact.vocabulary
+        # float64 keeps the per-text sums as exact as the float32 Keras model they mirror.
+        self._nb_table = artifact.nb_table.astype(np.float64)
+        self._embedding = artifact.embedding.astype(np.float64)
+        self._kernel = artifact.kernel.astype(np.float64)
+        self._bias = artifact.bias.astype(np.float64)
+        self._column = {name: index for index, name in enumerate(self.classes)}
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "SentimentScorer":
+        return cls(SentimentArtifact.load(directory))
+
+    @classmethod
+    def from_files(cls, files: Mapping[str, bytes]) -> "SentimentScorer":
+        return cls(SentimentArtifact.from_files(files))
+
+    def feature_rows(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Vocabulary rows of each text's distinct known features, CSR-like ``(rows, row_splits)``."""
+        keys, key_splits = encode_batch(texts, self.artifact.tokenizer)
+        n_texts = len(key_splits) - 1
+        text_of_key = np.repeat(np.arange(n_texts, dtype=np.int64), np.diff(key_splits))
+        vocabulary = self._vocabulary
+        if len(vocabulary) == 0 or len(keys) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(n_texts + 1, dtype=np.int64)
+        rows = np.searchsorted(vocabulary, keys)
+        rows[rows == len(vocabulary)] = 0
+        known = vocabulary[rows] == keys
+        # A feature counts once per text (binary bag), so deduplicate (text, row) pairs;
+        # np.unique also sorts them by text, which the CSR layout needs.
+        pairs = np.unique(text_of_key[known] * len(vocabulary) + rows[known])
+        text_of_row, rows = np.divmod(pairs, len(vocabulary))
+        row_splits = np.zeros(n_texts + 1, dtype=np.int64)
+        np.cumsum(np.bincount(text_of_row, minlength=n_texts), out=row_splits[1:])
+        return rows, row_splits
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        rows, row_splits = self.feature_rows(texts)
+        return self._logits_from_rows(rows, row_splits)
+
+    def _logits_from_rows(self, rows: np.ndarray, row_splits: np.ndarray) -> np.ndarray:
+        n_texts = len(row_splits) - 1
+        counts = np.diff(row_splits)
+        linear = np.zeros((n_texts, self._nb_table.shape[1]))
+        pooled = np.zeros((n_texts, self._embedding.shape[1]))
+        has_rows = counts > 0
+        if has_rows.any():
+            # reduceat sums each non-empty segment; empty texts would confuse it, so skip them.
+            starts = row_splits[:-1][has_rows]
+            linear[has_rows] = np.add.reduceat(self._nb_table[rows], starts, axis=0)
+            pooled[has_rows] = np.add.reduceat(self._embedding[rows], starts, axis=0)
+            pooled[has_rows] /= counts[has_rows, None]
+        return linear + pooled @ self._kernel + self._bias
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """``float64[n_texts, n_classes]`` class probabilities, columns in ``self.classes`` order."""
+        return _softmax(self.logits(texts))
+
+    def score(self, texts: Sequence[str]) -> list[dict]:
+        """Label, score, probabilities and language of each text, in input order."""
+        texts = list(texts)
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{index}] is {type(text).__name__}, expected str")
+        probabilities = self.probabilities(texts)
+        positive = probabilities[:, self._column["positive"]]
+        negative = probabilities[:, self._column["negative"]]
+        neutral_column = self._column.get("neutral")
+        neutral = probabilities[:, neutral_column] if neutral_column is not None else np.zeros(len(texts))
+        top = probabilities.argmax(axis=1) if len(texts) else np.zeros(0, dtype=int)
+        results = []
+        for index, text in enumerate(texts):
+            if not text.strip():
+                results.append(
+                    {
+                        "label": "NEUTRAL",
+                        "score": 0.0,
+                        "probabilities": {"positive": 0.0, "negative": 0.0, "neutral": 1.0},
+                        "language": "und",
+                        "note": EMPTY_NOTE,
+                    }
+                )
+                continue
+            label = self.classes[top[index]]
+            if probabilities[index, top[index]] < self.neutral_threshold:
+                label = "neutral"
+            results.append(
+                {
+                    "label": label.upper(),
+                    "score": float(positive[index] - negative[index]),
+                    "probabilities": {
+                        "positive": float(positive[index]),
+                        "negative": float(negative[index]),
+                        "neutral": float(neutral[index]),
+                    },
+                    "language": detect_language(text),
+                }
+            )
+        return results
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True) if len(logits) else logits
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
