@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from infra.client import TailorClient
-from infra.datagen import generate
+from infra.datagen import PRESETS, generate
 from infra.importers.movielens import import_movielens
 from infra.local_stack import LocalStack
 
@@ -33,7 +33,7 @@ def movielens(client: TailorClient, data: Path, work: Path) -> dict:
     folder = data / "ml-100k"
     if not (folder / "u.data").exists():
         return {"skipped": f"{folder} not found"}
-    files = import_movielens(folder, work / "ml-100k")
+    files = import_movielens(folder, work / "ml-100k")["files"]
     out = {}
     for dataset in ("interactions", "items", "users"):
         key = client.upload(dataset, Path(files[dataset]))
@@ -49,7 +49,7 @@ def movielens(client: TailorClient, data: Path, work: Path) -> dict:
 
 def million(client: TailorClient, work: Path, interactions: int) -> dict:
     started = time.perf_counter()
-    files = generate(work / "large", users=50_000, items=20_000, interactions=interactions, seed=7, reviews=0)
+    files = generate(work / "large", **{**PRESETS["large"], "interactions": interactions}, seed=7, reviews=0)
     generated = time.perf_counter() - started
     path = Path(files["interactions"])
     before = client.dataset("interactions")["rows_stored"]

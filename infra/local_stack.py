@@ -34,7 +34,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m infra.local_stack", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3000, help="API port; 0 picks a free one (default 3000)")
-    parser.add_argument("--moto-port", type=int, default=4566, help="moto server port; 0 picks a free one (default 4566)")
+    parser.add_argument("--moto-port", type=int, default=4566,
+                        help="moto server port; 0 picks a free one (default 4566)")
     parser.add_argument("--template", default="template.yaml", help="SAM template (default template.yaml)")
     parser.add_argument("--stage", default="local", help="value of the template's Stage parameter (default local)")
     parser.add_argument("--max-workers", type=int, default=2,

@@ -112,12 +112,13 @@ def _is_binary(content_type: str, binary_media_types: tuple[str, ...]) -> bool:
 def build_proxy_event(match: RouteMatch, request: HttpRequest, request_id: str, local_port: int) -> dict:
     """The Lambda proxy integration event (payload format 1.0) for one request."""
     route = match.route
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     lower_names = {name.lower() for name, _ in request.headers}
     forwarded_for = next((value for name, value in request.headers if name.lower() == "x-forwarded-for"), None)
     header_pairs = [(name, value) for name, value in request.headers if name.lower() != "x-forwarded-for"]
     # Headers API Gateway adds on the way in.
-    header_pairs.append(("X-Forwarded-For", f"{forwarded_for}, {request.source_ip}" if forwarded_for else request.source_ip))
+    caller = f"{forwarded_for}, {request.source_ip}" if forwarded_for else request.source_ip
+    header_pairs.append(("X-Forwarded-For", caller))
     header_pairs.append(("X-Forwarded-Port", str(local_port)))
     header_pairs.append(("X-Forwarded-Proto", "http"))
     if "x-amzn-trace-id" not in lower_names:

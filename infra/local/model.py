@@ -313,7 +313,8 @@ def _read_events(model: StackModel, spec: FunctionSpec, events: dict, resources:
         elif kind == "S3":
             bucket_ref = properties.get("Bucket")
             if not (isinstance(bucket_ref, dict) and bucket_ref.get("Ref") in resources):
-                raise TemplateError(f"{spec.logical_id}.{event_id}: an S3 event's Bucket must be !Ref to a bucket in the template")
+                raise TemplateError(f"{spec.logical_id}.{event_id}: an S3 event's Bucket must be "
+                                    "!Ref to a bucket in the template")
             names = resolver.resolve(properties["Events"])
             rules = resolver.resolve(((properties.get("Filter") or {}).get("S3Key") or {}).get("Rules") or [])
             # S3 accepts the rule names in either case (prefix/Prefix).

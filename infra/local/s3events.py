@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import uuid
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import quote_plus, unquote_plus
 
 from .model import S3Subscription

@@ -23,7 +23,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import unquote
 
 from .apigateway import (HttpRequest, MalformedProxyResponse, NoRoute, RouteTable, build_proxy_event, error_body,
@@ -46,6 +46,12 @@ INVOKE_PREFIX, INVOKE_SUFFIX = "/2015-03-31/functions/", "/invocations"
 
 
 class LocalStack:
+    """template.yaml running locally; `start()`/`stop()` or a `with` block.
+
+    One per process: moto keeps its state in module globals, so two stacks in one process
+    would share (and collide on) buckets and tables. Run a second one as a subprocess.
+    """
+
     def __init__(
         self,
         template: str | Path = "template.yaml",
@@ -78,7 +84,7 @@ class LocalStack:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         self.model = load_stack_model(self.template, self.stage)
         for warning in self.model.warnings:
             log.warning("template: %s", warning)
@@ -135,7 +141,7 @@ class LocalStack:
             self._moto.stop()
             self._moto = None
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
@@ -213,12 +219,14 @@ class LocalStack:
         lines.append("  storage: " + ", ".join(storage))
         for logical_id, spec in model.functions.items():
             triggers = [f"{r.method} {r.path}" for r in model.routes if r.function == logical_id]
-            triggers += [f"S3 {s.bucket}/{s.prefix}*{s.suffix}" for s in model.s3_subscriptions if s.function == logical_id]
+            triggers += [f"S3 {s.bucket}/{s.prefix}*{s.suffix}"
+                         for s in model.s3_subscriptions if s.function == logical_id]
             limit = self.pools[logical_id].limit
             lines.append(f"  {logical_id} ({spec.package_type}, {limit} worker{'s' if limit != 1 else ''}): "
                          + (", ".join(triggers) or "invoked by other functions"))
         if model.not_emulated:
-            lines.append("  not emulated: " + ", ".join(f"{kind} x{count}" for kind, count in sorted(model.not_emulated.items())))
+            counts = sorted(model.not_emulated.items())
+            lines.append("  not emulated: " + ", ".join(f"{kind} x{count}" for kind, count in counts))
         return "\n".join(lines)
 
 
@@ -350,7 +358,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 return self._send_json(405, error_body("method_not_allowed", f"{request.method} is not allowed on "
                                                        f"{request.raw_path}; allowed: {allowed}"),
                                        [("Allow", allowed)]), ""
-            return self._send_json(404, error_body("not_found", f"no route for {request.method} {request.raw_path}")), ""
+            message = f"no route for {request.method} {request.raw_path}"
+            return self._send_json(404, error_body("not_found", message)), ""
 
         request_id = str(uuid.uuid4())
         function = match.route.function

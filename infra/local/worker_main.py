@@ -103,16 +103,18 @@ def main() -> None:
             try:
                 reply = {"payload": json.dumps(result)}
             except (TypeError, ValueError) as exc:
-                message = f"Unable to marshal response: {exc}"
-                _log_exception("Runtime.MarshalError", message, exc, fields["aws_request_id"])
-                reply = {"error": _error(exc, "Runtime.MarshalError", message)}
+                error_message = f"Unable to marshal response: {exc}"
+                _log_exception("Runtime.MarshalError", error_message, exc, fields["aws_request_id"])
+                reply = {"error": _error(exc, "Runtime.MarshalError", error_message)}
         except _InitError as wrapper:
             exc = wrapper.__cause__
             error_type = _init_error_type(exc)
-            message = f"Unable to import module '{config['handler'].rpartition('.')[0]}': {exc}" \
-                if error_type != "Runtime.HandlerNotFound" else f"Handler '{config['handler']}' missing: {exc}"
-            _log_exception(error_type, message, exc, fields["aws_request_id"])
-            reply = {"error": _error(exc, error_type, message)}
+            if error_type == "Runtime.HandlerNotFound":
+                error_message = f"Handler '{config['handler']}' missing: {exc}"
+            else:
+                error_message = f"Unable to import module '{config['handler'].rpartition('.')[0]}': {exc}"
+            _log_exception(error_type, error_message, exc, fields["aws_request_id"])
+            reply = {"error": _error(exc, error_type, error_message)}
         except Exception as exc:  # the handler raised: report it, keep the environment warm
             _log_exception(type(exc).__name__, str(exc), exc, fields["aws_request_id"])
             reply = {"error": _error(exc, type(exc).__name__, str(exc))}

@@ -179,7 +179,7 @@ class FunctionPool:
 
     def _message(self, event: object, request_id: str, started: float) -> dict:
         spec = self.spec
-        day = dt.datetime.now(dt.timezone.utc).strftime("%Y/%m/%d")
+        day = dt.datetime.now(dt.UTC).strftime("%Y/%m/%d")
         return {
             "event": event,
             "deadline_ms": (started + spec.timeout_seconds) * 1000,

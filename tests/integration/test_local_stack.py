@@ -80,7 +80,8 @@ def record(stack, pk):
 # -- API Gateway ---------------------------------------------------------------------------
 
 def test_path_query_headers_and_json_body_reach_the_handler_as_a_rest_proxy_event(stack):
-    status, echo = call(stack, "POST", "/items", {"name": "shoe"}, {"Content-Type": "application/json", "X-Trace": "t1"})
+    headers = {"Content-Type": "application/json", "X-Trace": "t1"}
+    status, echo = call(stack, "POST", "/items", {"name": "shoe"}, headers)
     assert status == 200
     event = echo["event"]
     assert (event["resource"], event["path"], event["httpMethod"]) == ("/items", "/items", "POST")
@@ -131,7 +132,8 @@ def test_lambda_context_and_layers(stack):
     assert echo["cwd"] == str(FIXTURE_TEMPLATE.parent / "functions" / "echo")
     # An image function runs from its Dockerfile's folder and sees the layer folders its image copies.
     status, image = call(stack, "GET", "/image")
-    assert status == 200 and image == {"layer": "fixture-layer", "cwd": str(FIXTURE_TEMPLATE.parent / "functions" / "image")}
+    image_folder = FIXTURE_TEMPLATE.parent / "functions" / "image"
+    assert status == 200 and image == {"layer": "fixture-layer", "cwd": str(image_folder)}
 
 
 def test_unknown_paths_are_404_and_other_methods_405_as_json_errors(stack):

@@ -59,13 +59,16 @@ def test_physical_names_explicit_or_generated(resolver):
     assert resolver.resolve({"Ref": "DataBucket"}) == "tailor-local-databucket"  # bucket names are lower case
     assert resolver.resolve({"Ref": "StateTable"}) == "tailor-local-StateTable"
     assert resolver.resolve({"Ref": "TrainFunction"}) == "tailor-local-TrainFunction"
-    assert resolver.resolve({"Ref": "Jobs"}).endswith("/123456789012/tailor-local-Jobs.fifo")  # Ref of a queue is its URL
+    # Ref of a queue is its URL.
+    assert resolver.resolve({"Ref": "Jobs"}).endswith("/123456789012/tailor-local-Jobs.fifo")
 
 
 def test_sub_in_both_forms_with_attributes_and_escapes(resolver):
-    assert resolver.resolve({"Fn::Sub": "t-${Stage}-${AWS::AccountId}-${AWS::Region}"}) == "t-local-123456789012-us-east-1"
+    assert resolver.resolve({"Fn::Sub": "t-${Stage}-${AWS::AccountId}-${AWS::Region}"}) == \
+        "t-local-123456789012-us-east-1"
     assert resolver.resolve({"Fn::Sub": "${DataBucket.Arn}/*"}) == "arn:aws:s3:::tailor-local-databucket/*"
-    assert resolver.resolve({"Fn::Sub": ["${Name}:${Stage}", {"Name": {"Ref": "StateTable"}}]}) == "tailor-local-StateTable:local"
+    listed = {"Fn::Sub": ["${Name}:${Stage}", {"Name": {"Ref": "StateTable"}}]}
+    assert resolver.resolve(listed) == "tailor-local-StateTable:local"
     assert resolver.resolve({"Fn::Sub": "${!Literal}-${Stage}"}) == "${Literal}-local"
 
 
@@ -74,7 +77,8 @@ def test_get_att_join_select_split(resolver):
         "arn:aws:dynamodb:us-east-1:123456789012:table/tailor-local-StateTable"
     assert resolver.resolve({"Fn::GetAtt": ["TrainFunction", "Arn"]}) == \
         "arn:aws:lambda:us-east-1:123456789012:function:tailor-local-TrainFunction"
-    assert resolver.resolve({"Fn::GetAtt": ["Jobs", "Arn"]}) == "arn:aws:sqs:us-east-1:123456789012:tailor-local-Jobs.fifo"
+    assert resolver.resolve({"Fn::GetAtt": ["Jobs", "Arn"]}) == \
+        "arn:aws:sqs:us-east-1:123456789012:tailor-local-Jobs.fifo"
     assert resolver.resolve({"Fn::Join": ["-", ["a", {"Ref": "Stage"}, 3]]}) == "a-local-3"
     assert resolver.resolve({"Fn::Select": [1, {"Fn::Split": [",", "x,y,z"]}]}) == "y"
 

@@ -175,14 +175,14 @@ def nb_log_count_ratios(
     return ratios.astype(np.float32)
 
 
-class FeatureBatches(keras.utils.PyDataset):
-    """Padded feature-row batches; texts of similar length share a batch, long texts go in
-    smaller batches (``max_batch_features``), and padded lengths are powers of two so that the
-    compiled training step sees few distinct shapes."""
+class FeatureBatches:
+    """Padded feature-row batches as a ``tf.data.Dataset``: texts of similar length share a
+    batch, long texts go in smaller batches (``max_batch_features``), and padded lengths are
+    powers of two so that the compiled training step sees few distinct shapes. Shuffled
+    batches are re-planned every epoch."""
 
     def __init__(self, rows, row_splits, y=None, *, batch_size=128, max_batch_features=65_536,
                  shuffle=False, seed=0):
-        super().__init__()
         self.rows, self.row_splits, self.y = rows, row_splits, y
         self.batch_size, self.max_batch_features = batch_size, max_batch_features
         self.shuffle = shuffle
@@ -217,7 +217,23 @@ class FeatureBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, index):
+    def dataset(self):
+        import tensorflow as tf
+
+        def generate():
+            if self.shuffle:
+                self.batches = self._plan()
+            for index in range(len(self.batches)):
+                yield self._batch(index)
+
+        rows_spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
+        if self.y is None:
+            signature = (rows_spec,)
+        else:
+            signature = (rows_spec, tf.TensorSpec(shape=(None,), dtype=tf.int32))
+        return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)
+
+    def _batch(self, index):
         members = self.batches[index]
         lengths = self.lengths[members]
         padded = np.zeros((len(members), _padded_length(lengths.max(initial=1))), dtype=np.int32)
@@ -226,11 +242,7 @@ class FeatureBatches(keras.utils.PyDataset):
             padded[i, :length] = self.rows[start : start + length]
         if self.y is None:
             return (padded,)
-        return padded, self.y[members]
-
-    def on_epoch_end(self):
-        if self.shuffle:
-            self.batches = self._plan()
+        return padded, self.y[members].astype(np.int32)
 
 
 def _padded_length(length: int) -> int:
@@ -362,7 +374,8 @@ def _fit(model, train: FeatureBatches, validation: FeatureBatches | None, *, epo
     if validation is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                                        restore_best_weights=True))
-    model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=0)
+    model.fit(train.dataset(), validation_data=validation.dataset() if validation else None,
+              epochs=epochs, callbacks=callbacks, verbose=0)
     return logger.history
 
 
@@ -505,7 +518,7 @@ def keras_probabilities(model: SentimentModel, space_or_artifact, texts: Sequenc
     tokenizer = getattr(space_or_artifact, "tokenizer")
     rows, splits = FeatureSpace(vocabulary, tokenizer).rows(texts)
     batches = FeatureBatches(rows, splits, batch_size=256, max_batch_features=1 << 20)
-    logits = model.predict(batches, verbose=0)
+    logits = model.predict(batches.dataset(), verbose=0)
     return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)).astype(np.float64)
 
 
