@@ -94,6 +94,7 @@ class SentimentTrainingConfig:
     max_batch_features: int = 65_536  # long texts go in smaller batches
     max_epochs: int = 20
     patience: int = 2
+    monitor: str = "val_loss"  # what early stopping watches: "val_loss" or "val_accuracy"
     refit: bool = True
     neutral_threshold: float = DEFAULT_NEUTRAL_THRESHOLD
     # The neutral class is learned only when there is enough of it; otherwise neutral
@@ -367,12 +368,12 @@ def _build_model(nb_ratios: np.ndarray, config: SentimentTrainingConfig, seed: i
 
 
 def _fit(model, train: FeatureBatches, validation: FeatureBatches | None, *, epochs: int, patience: int,
-         progress: Progress | None, stage: str) -> list[dict]:
+         monitor: str, progress: Progress | None, stage: str) -> list[dict]:
     """The one training loop: Keras fit, with early stopping when there is a validation split."""
     logger = _ProgressLogger(progress, stage, epochs)
     callbacks = [logger]
     if validation is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
                                                        restore_best_weights=True))
     model.fit(train.dataset(), validation_data=validation.dataset() if validation else None,
               epochs=epochs, callbacks=callbacks, verbose=0)
@@ -418,7 +419,7 @@ def _train_once(texts, y, classes, config, seed, validation, progress, stage, ep
         validation_batches = FeatureBatches(val_rows, val_splits, val_y, batch_size=512,
                                             max_batch_features=config.max_batch_features * 4)
     history = _fit(model, batches, validation_batches, epochs=epochs, patience=config.patience,
-                   progress=progress, stage=stage)
+                   monitor=config.monitor, progress=progress, stage=stage)
     return space, model, history
 
 
@@ -468,7 +469,7 @@ def train_sentiment(
         "fit", config.max_epochs,
     )
     validation_model_seconds = time.monotonic() - started
-    best_epoch = _best_epoch(history)
+    best_epoch = _best_epoch(history, config.monitor)
     artifact = _export(model, space, classes, config, model_version)
     val_probabilities = SentimentScorer(artifact).probabilities(val_texts)
     metrics = evaluation_metrics(y[val_index], val_probabilities, classes, config.calibration_bins)
@@ -495,9 +496,13 @@ def train_sentiment(
     return SentimentTrainingResult(model=model, artifact=artifact, metrics=metrics, history=history)
 
 
-def _best_epoch(history: list[dict]) -> int:
-    losses = [entry["val_loss"] for entry in history if "val_loss" in entry]
-    return int(np.argmin(losses)) + 1 if losses else len(history)
+def _best_epoch(history: list[dict], monitor: str) -> int:
+    """The epoch early stopping restored (first best, as Keras does)."""
+    values = [entry[monitor] for entry in history if monitor in entry]
+    if not values:
+        return len(history)
+    best = np.argmax(values) if "accuracy" in monitor else np.argmin(values)
+    return int(best) + 1
 
 
 def _export(model: SentimentModel, space: FeatureSpace, classes, config, model_version) -> SentimentArtifact:
