@@ -16,7 +16,7 @@ export PYTHONPATH := $(CURDIR)/shared:$(CURDIR)
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt shared/requirements.txt layers/parquet/requirements.txt
+$(VENV)/.installed: requirements.txt shared/requirements.txt layers/parquet/requirements.txt functions/train/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt

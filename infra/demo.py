@@ -68,6 +68,53 @@ def summary(client: TailorClient) -> None:
             f"last ingest {d['last_ingest']}")
 
 
+def train_sentiment(client: TailorClient) -> None:
+    step('Training the sentiment model: POST /v1/training-jobs {"models": ["sentiment"]} (asynchronous)')
+    job = client.call("POST", "/v1/training-jobs", {"models": ["sentiment"]})
+    say(f"HTTP 202, job {job['job_id']} is {job['status']}; following GET /v1/training-jobs/{job['job_id']}")
+    started = time.perf_counter()
+    job = client.wait_for_job(job["job_id"], on_progress=lambda line: say("  " + line.split(" ", 1)[1]))
+    say(f"job {job['status']} in {time.perf_counter() - started:.0f} s")
+    if job["status"] != "SUCCEEDED":
+        raise SystemExit(f"training failed: {job.get('error')}")
+    result = job["results"]["sentiment"]
+    m = result["metrics"]
+    say(f"version {result['version']}: validation accuracy {m['accuracy']:.3f} (majority class "
+        f"{m['majority_baseline_accuracy']:.3f}), macro-F1 {m['macro_f1']:.3f}, "
+        f"calibration error {m['calibration']['expected_calibration_error']:.3f}")
+    say(f"report: s3://<data bucket>/{result['report']}report.md (+ calibration.png)")
+
+
+def score_texts(client: TailorClient) -> None:
+    step("Scoring texts: POST /v1/sentiment")
+    texts = ["Absolutely love it, great quality and fast delivery!",
+             "Broke after two days. Waste of money.",
+             "质量很好，物流也很快，非常满意",
+             "太失望了，质量很差",
+             "It arrived on Tuesday.",
+             "   "]
+    body = client.call("POST", "/v1/sentiment", {"texts": texts})
+    for text, r in zip(texts, body["results"]):
+        note = f"  ({r['note']})" if r.get("note") else ""
+        say(f"{r['label']:<8} {r['score']:+.2f} [{r['language']}]  {text.strip()[:50]!r}{note}")
+    status, error = client.request("POST", "/v1/sentiment", {"texts": ["x"] * 101})
+    say(f"101 texts -> HTTP {status}: {error['error']['message']}")
+
+
+def item_sentiment(client: TailorClient, files: dict) -> None:
+    import csv
+    from collections import Counter
+
+    with open(files["reviews"], encoding="utf-8") as handle:
+        item_id = Counter(row["item_id"] for row in csv.DictReader(handle)).most_common(1)[0][0]
+    step(f"What reviewers say about the most reviewed product: GET /v1/items/{item_id}/sentiment")
+    s = client.call("GET", f"/v1/items/{item_id}/sentiment")
+    say(f"{s['reviews']} reviews, mean score {s['mean_score']:+.2f}, {s['share_positive']:.0%} positive, "
+        f"{s['share_negative']:.0%} negative, trend: {s.get('direction', 'n/a')}")
+    for month in s["trend"]:
+        say(f"  {month['month']}  {month['count']:>3} reviews  mean {month['mean_score']:+.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Tailor end to end on the local stack")
     parser.add_argument("--preset", default="demo", choices=sorted(PRESETS))
@@ -91,6 +138,9 @@ def main() -> int:
         ingest_files(client, files)
         realtime_and_bad_input(client)
         summary(client)
+        train_sentiment(client)
+        score_texts(client)
+        item_sentiment(client, files)
         step("Done")
         say("Explore it yourself: `make local`, then e.g. curl http://127.0.0.1:3000/v1/datasets")
     return 0

@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools import Logger
 
-from tailor.services import model_registry, object_store, training_jobs
+from tailor.services import model_registry, object_store, state_table, training_jobs
 from tailor.training.job import run_job
 
 logger = Logger()
@@ -11,4 +11,5 @@ logger = Logger()
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event, context):
     logger.append_keys(job_id=event.get("job_id"))
-    return run_job(event, jobs=training_jobs(), registry=model_registry(), store=object_store())
+    return run_job(event, jobs=training_jobs(), registry=model_registry(), store=object_store(),
+                   state=state_table())

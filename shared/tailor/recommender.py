@@ -251,15 +251,7 @@ class Recommender:
         self._category_members: dict[str, np.ndarray] | None = None
         self._item_seen_by: tuple[np.ndarray, np.ndarray] | None = None
         rating = config.get("rating")
-        self._rating = None
-        if rating is not None:
-            self._rating = {
-                "mean": float(rating["global_mean"]), "low": float(rating["min"]), "high": float(rating["max"]),
-                "user_factors": a["rating_user_factors"].astype(np.float32),
-                "item_factors": a["rating_item_factors"].astype(np.float32),
-                "user_bias": a["rating_user_bias"].astype(np.float32),
-                "item_bias": a["rating_item_bias"].astype(np.float32),
-            }
+        self._rating = None if rating is None else RatingPredictor(a, rating, self._user_index, self._item_index)
         self._n_trained_items = len(self._item_ids)
 
     @classmethod
@@ -509,26 +501,43 @@ class Recommender:
         return self._rating is not None
 
     def predict_ratings(self, user_ids: Sequence, item_ids: Sequence) -> np.ndarray:
-        """Predicted ratings for (user, item) pairs, clipped to the training scale.
-
-        A user or item the rating model has not seen contributes no bias and no factors (the
-        prediction falls back towards the global mean), which is the best guess without data.
-        """
+        """Predicted ratings for (user, item) pairs; see :meth:`RatingPredictor.predict`."""
         if self._rating is None:
             raise Unavailable("the current model has no rating model: the interactions had no rating values")
-        r = self._rating
+        return self._rating.predict(user_ids, item_ids)
+
+    def predict_rating(self, user_id, item_id) -> float:
+        return float(self.predict_ratings([user_id], [item_id])[0])
+
+
+class RatingPredictor:
+    """Biased matrix factorisation: ``mean + user_bias + item_bias + user_factors · item_factors``.
+
+    ``user_index``/``item_index`` map ids to rows. A user or item the rating model has not seen
+    contributes no bias and no factors (the prediction falls back towards the global mean),
+    which is the best guess without data. Predictions are clipped to ``[low, high]``.
+    """
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], rating_config: Mapping,
+                 user_index: Mapping[str, int], item_index: Mapping[str, int]):
+        self.mean = float(rating_config["global_mean"])
+        self.low, self.high = float(rating_config["min"]), float(rating_config["max"])
+        self._user_factors = arrays["rating_user_factors"].astype(np.float32)
+        self._item_factors = arrays["rating_item_factors"].astype(np.float32)
+        self._user_bias = arrays["rating_user_bias"].astype(np.float32)
+        self._item_bias = arrays["rating_item_bias"].astype(np.float32)
+        self._user_index, self._item_index = user_index, item_index
+
+    def predict(self, user_ids: Sequence, item_ids: Sequence) -> np.ndarray:
         if len(user_ids) != len(item_ids):
             raise ValueError("user_ids and item_ids must have the same length")
         users = np.array([self._user_index.get(str(u), -1) for u in user_ids], dtype=np.int64)
         items = np.array([self._item_index.get(str(i), -1) for i in item_ids], dtype=np.int64)
-        items[items >= len(r["item_bias"])] = -1  # items added after training have no rating factors
+        items[items >= len(self._item_bias)] = -1  # items added after training have no rating factors
         known_user, known_item = users >= 0, items >= 0
-        prediction = np.full(len(users), r["mean"], dtype=np.float64)
-        prediction[known_user] += r["user_bias"][users[known_user]]
-        prediction[known_item] += r["item_bias"][items[known_item]]
+        prediction = np.full(len(users), self.mean, dtype=np.float64)
+        prediction[known_user] += self._user_bias[users[known_user]]
+        prediction[known_item] += self._item_bias[items[known_item]]
         both = known_user & known_item
-        prediction[both] += np.einsum("nk,nk->n", r["user_factors"][users[both]], r["item_factors"][items[both]])
-        return np.clip(prediction, r["low"], r["high"])
-
-    def predict_rating(self, user_id, item_id) -> float:
-        return float(self.predict_ratings([user_id], [item_id])[0])
+        prediction[both] += np.einsum("nk,nk->n", self._user_factors[users[both]], self._item_factors[items[both]])
+        return np.clip(prediction, self.low, self.high)

@@ -122,7 +122,8 @@ class ModelCache(Generic[T]):
     def get(self) -> tuple[T, str]:
         with self._lock:
             now = self.clock()
-            if self._checked_at is None or now - self._checked_at >= self.ttl:
+            # Until a model is loaded, look every time: the first promotion should serve at once.
+            if self._loaded is None or self._checked_at is None or now - self._checked_at >= self.ttl:
                 self._checked_at = now
                 self._refresh()
             if self._loaded is None:

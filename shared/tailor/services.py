@@ -47,5 +47,14 @@ def reset() -> None:
     from . import config
 
     config.settings.cache_clear()
-    for fn in (object_store, state_table, ingest_service, model_registry, training_jobs):
+    for fn in (object_store, state_table, ingest_service, model_registry, training_jobs, sentiment_service):
         fn.cache_clear()
+
+
+@lru_cache(maxsize=1)
+def sentiment_service():
+    from .registry import ModelCache
+    from .sentiment_service import SentimentService, load_scorer
+
+    cache = ModelCache(model_registry(), "sentiment", load_scorer, ttl=settings().model_cache_seconds)
+    return SentimentService(object_store(), state_table(), cache)

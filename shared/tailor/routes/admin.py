@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Optional
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, Field
 
 from ..errors import Invalid
 from ..http import json_body
-from ..records import MAX_ID_LENGTH
 from ..services import ingest_service, model_registry, training_jobs
 
 router = APIGatewayRouter()
@@ -81,8 +81,8 @@ def post_training_jobs(request: Optional[TrainingRequest] = None):
 
 
 @router.get("/v1/training-jobs/<job_id>")
-def get_training_job(job_id: Annotated[str, Field(max_length=MAX_ID_LENGTH)]):
-    return training_jobs().get(job_id)
+def get_training_job(job_id: str):
+    return training_jobs().get(unquote(job_id))  # API Gateway leaves path parameters encoded
 
 
 @router.get("/v1/models")
@@ -92,4 +92,5 @@ def get_models():
 
 @router.post("/v1/models/<model>/versions/<version>/promote")
 def post_promote(model: str, version: str):
-    return model_registry().promote(model, version, reason="promoted by request (rollback or roll forward)")
+    return model_registry().promote(unquote(model), unquote(version),
+                                    reason="promoted by request (rollback or roll forward)")

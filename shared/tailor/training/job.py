@@ -15,7 +15,7 @@ from typing import Callable
 
 from ..jobs import TrainingJobs
 from ..registry import ModelRegistry, new_version, promotion_decision
-from ..storage import ObjectStore
+from ..storage import ObjectStore, StateTable
 
 DEFAULT_MARGIN = 0.02
 
@@ -26,6 +26,7 @@ class TrainingContext:
     model: str
     version: str
     store: ObjectStore
+    state: StateTable
     progress: Callable[[str], None]
     options: dict = field(default_factory=dict)
 
@@ -39,13 +40,15 @@ class Candidate:
     score: float
     baseline_name: str | None = None
     baseline: float | None = None
+    on_promoted: Callable[[], None] | None = None  # e.g. re-score stored data with the new model
 
 
 def promotion_margin() -> float:
     return float(os.environ.get("PROMOTION_MARGIN", DEFAULT_MARGIN))
 
 
-def run_job(event: dict, *, jobs: TrainingJobs, registry: ModelRegistry, store: ObjectStore) -> dict:
+def run_job(event: dict, *, jobs: TrainingJobs, registry: ModelRegistry, store: ObjectStore,
+            state: StateTable) -> dict:
     job_id, models = event["job_id"], event["models"]
     jobs.mark_running(job_id)
     results: dict[str, dict] = {}
@@ -59,7 +62,7 @@ def run_job(event: dict, *, jobs: TrainingJobs, registry: ModelRegistry, store: 
                 jobs.progress(job_id, f"{_model}: {message}")
 
             trainer = importlib.import_module(f"tailor.training.{model}_job").train
-            ctx = TrainingContext(job_id, model, version, store, progress, event.get("options") or {})
+            ctx = TrainingContext(job_id, model, version, store, state, progress, event.get("options") or {})
             candidate: Candidate = trainer(ctx)
             candidate.metrics["gate"] = {"metric": candidate.gate_metric, "score": candidate.score,
                                          "baseline": candidate.baseline_name, "baseline_score": candidate.baseline}
@@ -72,6 +75,8 @@ def run_job(event: dict, *, jobs: TrainingJobs, registry: ModelRegistry, store: 
             registry.record_decision(model, version, promote, reason)
             if promote:
                 registry.promote(model, version, reason)  # the pointer is written last
+                if candidate.on_promoted:
+                    candidate.on_promoted()
             progress(reason)
             results[model] = {"version": version, "promoted": promote, "decision": reason,
                               "metrics": candidate.metrics, "report": f"reports/{model}/{version}/"}
