@@ -254,32 +254,34 @@ def _padded_length(length: int) -> int:
 
 
 class BagOfNgramsTower(keras.layers.Layer):
-    """Text tower: padded feature rows ``int32[batch, length]`` (0 = padding) → class logits."""
+    """Text tower: padded feature rows ``int32[batch, length]`` (0 = padding) → logits of two
+    heads, ``float32[batch, 2, n_classes]``.
 
-    def __init__(self, nb_ratios: np.ndarray, *, embedding_dim: int, nb_prior: float, nb_l2: float,
-                 feature_dropout: float, seed: int = 0, **kwargs):
+    - head 0, **NB-weighted sum**: ``Σ_f r[f] * (nb_prior + w[f])`` — grows with the number of
+      features, so long texts give confident answers;
+    - head 1, **idf-weighted, length-normalised**: ``Σ_f idf[f] * v[f] / sqrt(Σ_f idf[f]²)``
+      (a TF-IDF logistic regression on binary features) — does not grow with length.
+
+    Their errors differ (on long Chinese reviews especially), so the model averages their
+    probabilities; each head is trained with its own loss (see :class:`SentimentTask`).
+    """
+
+    def __init__(self, nb_ratios: np.ndarray, idf: np.ndarray, *, nb_prior: float, nb_l2: float,
+                 idf_l2: float, feature_dropout: float, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         n_rows, n_classes = nb_ratios.shape
         self.nb_prior = nb_prior
         self.feature_dropout = feature_dropout
-        self.nb_ratio = self.add_weight(
-            name="nb_ratio", shape=(n_rows, n_classes),
-            initializer=keras.initializers.Constant(nb_ratios), trainable=False,
-        )
-        self.nb_weight = self.add_weight(
-            name="nb_weight", shape=(n_rows, n_classes), initializer="zeros",
-            regularizer=keras.regularizers.L2(nb_l2),
-        )
-        self.embedding = self.add_weight(
-            name="embedding", shape=(n_rows, embedding_dim),
-            initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=seed),
-        )
-        self.kernel = self.add_weight(
-            name="kernel", shape=(embedding_dim, n_classes),
-            initializer=keras.initializers.GlorotUniform(seed=seed + 1),
-        )
-        self.bias = self.add_weight(name="bias", shape=(n_classes,), initializer="zeros")
-        self.seed_generator = keras.random.SeedGenerator(seed + 2)
+        constant = keras.initializers.Constant
+        self.nb_ratio = self.add_weight(name="nb_ratio", shape=(n_rows, n_classes),
+                                        initializer=constant(nb_ratios), trainable=False)
+        self.idf = self.add_weight(name="idf", shape=(n_rows,), initializer=constant(idf), trainable=False)
+        self.nb_weight = self.add_weight(name="nb_weight", shape=(n_rows, n_classes), initializer="zeros",
+                                         regularizer=keras.regularizers.L2(nb_l2))
+        self.idf_weight = self.add_weight(name="idf_weight", shape=(n_rows, n_classes), initializer="zeros",
+                                          regularizer=keras.regularizers.L2(idf_l2))
+        self.bias = self.add_weight(name="bias", shape=(2, n_classes), initializer="zeros")
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, rows, training=False):
         present = ops.cast(ops.greater(rows, 0), "float32")
@@ -288,36 +290,65 @@ class BagOfNgramsTower(keras.layers.Layer):
             present = present * ops.cast(keep, "float32")
         mask = ops.expand_dims(present, -1)
         ratio = ops.take(self.nb_ratio, rows, axis=0)
-        weight = ops.take(self.nb_weight, rows, axis=0)
-        linear = ops.sum(ratio * (self.nb_prior + weight) * mask, axis=1)
-        vectors = ops.take(self.embedding, rows, axis=0)
-        count = ops.maximum(ops.sum(present, axis=1, keepdims=True), 1.0)
-        pooled = ops.sum(vectors * mask, axis=1) / count
-        return linear + ops.matmul(pooled, self.kernel) + self.bias
+        nb_weight = ops.take(self.nb_weight, rows, axis=0)
+        nb_logits = ops.sum(ratio * (self.nb_prior + nb_weight) * mask, axis=1)
+        idf = ops.take(self.idf, rows, axis=0) * present
+        norm = ops.sqrt(ops.maximum(ops.sum(idf * idf, axis=1, keepdims=True), 1e-12))
+        idf_weight = ops.take(self.idf_weight, rows, axis=0)
+        idf_logits = ops.sum(ops.expand_dims(idf, -1) * idf_weight, axis=1) / norm
+        return ops.stack([nb_logits, idf_logits], axis=1) + self.bias
 
     def export(self) -> dict[str, np.ndarray]:
-        """Weights for the NumPy scorer, without the padding row."""
-        ratio = keras.ops.convert_to_numpy(self.nb_ratio)[1:]
-        weight = keras.ops.convert_to_numpy(self.nb_weight)[1:]
+        """Weights for the NumPy scorer (folded per feature), without the padding row."""
+        numpy = keras.ops.convert_to_numpy
+        idf = numpy(self.idf)[1:]
         return {
-            "nb_table": (ratio * (self.nb_prior + weight)).astype(np.float32),
-            "embedding": keras.ops.convert_to_numpy(self.embedding)[1:].astype(np.float32),
-            "kernel": keras.ops.convert_to_numpy(self.kernel).astype(np.float32),
-            "bias": keras.ops.convert_to_numpy(self.bias).astype(np.float32),
+            "nb_table": (numpy(self.nb_ratio)[1:] * (self.nb_prior + numpy(self.nb_weight)[1:])).astype(np.float32),
+            "idf": idf.astype(np.float32),
+            "idf_table": (idf[:, None] * numpy(self.idf_weight)[1:]).astype(np.float32),
+            "bias": numpy(self.bias).astype(np.float32),
         }
 
 
+def head_probabilities(logits):
+    """Average of the heads' softmax probabilities: ``[batch, heads, C]`` → ``[batch, C]``."""
+    return ops.mean(ops.softmax(logits, axis=-1), axis=1)
+
+
+class _EnsembleAccuracy(keras.metrics.Metric):
+    """Accuracy of the averaged head probabilities (what the scorer serves)."""
+
+    def __init__(self, name="accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        predicted = ops.argmax(head_probabilities(y_pred), axis=-1)
+        hits = ops.cast(ops.equal(ops.cast(ops.reshape(y_true, (-1,)), "int32"), ops.cast(predicted, "int32")), "float32")
+        self.correct.assign_add(ops.sum(hits))
+        self.total.assign_add(ops.cast(ops.shape(hits)[0], "float32"))
+
+    def result(self):
+        return self.correct / ops.maximum(self.total, 1.0)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.total.assign(0.0)
+
+
 class SentimentTask:
-    """The task: softmax cross-entropy over the classes, accuracy as the metric."""
+    """The task: softmax cross-entropy on each head (summed), accuracy of their average."""
 
     def __init__(self):
         self.loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
-    def compute_loss(self, labels, logits, sample_weight=None):
-        return self.loss(labels, logits, sample_weight=sample_weight)
+    def compute_loss(self, labels, head_logits, sample_weight=None):
+        heads = ops.shape(head_logits)[1]
+        return sum(self.loss(labels, head_logits[:, head], sample_weight=sample_weight) for head in range(heads))
 
     def metrics(self) -> list:
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        return [_EnsembleAccuracy()]
 
 
 class SentimentModel(keras.Model):
