@@ -51,7 +51,7 @@ FORMAT_VERSION = 1
 CLASS_NAMES = ("negative", "neutral", "positive")
 DEFAULT_NEUTRAL_THRESHOLD = 0.6
 EMPTY_NOTE = "empty text"
-_WEIGHT_NAMES = ("vocabulary", "nb_table", "embedding", "kernel", "bias")
+_WEIGHT_NAMES = ("vocabulary", "nb_table", "idf", "idf_table", "bias")
 
 
 @dataclass
@@ -61,15 +61,16 @@ class SentimentArtifact:
     Weights (``n_features`` rows; ``vocabulary`` is sorted so keys map to rows by binary search):
 
     - ``vocabulary``: ``uint64[n_features]`` feature keys (``tailor.text``), sorted
-    - ``nb_table``: ``float32[n_features, n_classes]`` linear (Naive-Bayes-weighted) part
-    - ``embedding``: ``float32[n_features, dim]``; ``kernel``: ``float32[dim, n_classes]``
-    - ``bias``: ``float32[n_classes]``
+    - ``nb_table``: ``float32[n_features, n_classes]`` logits each feature adds in head 0
+    - ``idf``: ``float32[n_features]`` and ``idf_table``: ``float32[n_features, n_classes]``
+      (idf times weight) for head 1
+    - ``bias``: ``float32[2, n_classes]``, one row per head
     """
 
     vocabulary: np.ndarray
     nb_table: np.ndarray
-    embedding: np.ndarray
-    kernel: np.ndarray
+    idf: np.ndarray
+    idf_table: np.ndarray
     bias: np.ndarray
     classes: tuple[str, ...]
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -86,9 +87,9 @@ class SentimentArtifact:
         n_features, n_classes = len(self.vocabulary), len(self.classes)
         expected = {
             "nb_table": (n_features, n_classes),
-            "embedding": (n_features, self.kernel.shape[0]),
-            "kernel": (self.embedding.shape[1], n_classes),
-            "bias": (n_classes,),
+            "idf": (n_features,),
+            "idf_table": (n_features, n_classes),
+            "bias": (2, n_classes),
         }
         for name, shape in expected.items():
             if getattr(self, name).shape != shape:
@@ -106,7 +107,6 @@ class SentimentArtifact:
             "neutral_threshold": self.neutral_threshold,
             "tokenizer": self.tokenizer.to_dict(),
             "n_features": int(len(self.vocabulary)),
-            "embedding_dim": int(self.embedding.shape[1]),
             "metadata": self.metadata,
         }
 
@@ -165,8 +165,8 @@ class SentimentScorer:
         self._vocabulary = artifact.vocabulary
         # float64 keeps the per-text sums as exact as the float32 Keras model they mirror.
         self._nb_table = artifact.nb_table.astype(np.float64)
-        self._embedding = artifact.embedding.astype(np.float64)
-        self._kernel = artifact.kernel.astype(np.float64)
+        self._idf_squared = artifact.idf.astype(np.float64) ** 2
+        self._idf_table = artifact.idf_table.astype(np.float64)
         self._bias = artifact.bias.astype(np.float64)
         self._column = {name: index for index, name in enumerate(self.classes)}
 
@@ -197,27 +197,28 @@ class SentimentScorer:
         np.cumsum(np.bincount(text_of_row, minlength=n_texts), out=row_splits[1:])
         return rows, row_splits
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        rows, row_splits = self.feature_rows(texts)
-        return self._logits_from_rows(rows, row_splits)
-
-    def _logits_from_rows(self, rows: np.ndarray, row_splits: np.ndarray) -> np.ndarray:
-        n_texts = len(row_splits) - 1
-        counts = np.diff(row_splits)
-        linear = np.zeros((n_texts, self._nb_table.shape[1]))
-        pooled = np.zeros((n_texts, self._embedding.shape[1]))
-        has_rows = counts > 0
+    def head_logits(self, rows: np.ndarray, row_splits: np.ndarray) -> np.ndarray:
+        """``float64[n_texts, 2, n_classes]``: the logits of both heads for CSR feature rows."""
+        n_texts, n_classes = len(row_splits) - 1, self._nb_table.shape[1]
+        sums = np.zeros((n_texts, 2 * n_classes + 1))
+        has_rows = np.diff(row_splits) > 0
         if has_rows.any():
-            # reduceat sums each non-empty segment; empty texts would confuse it, so skip them.
-            starts = row_splits[:-1][has_rows]
-            linear[has_rows] = np.add.reduceat(self._nb_table[rows], starts, axis=0)
-            pooled[has_rows] = np.add.reduceat(self._embedding[rows], starts, axis=0)
-            pooled[has_rows] /= counts[has_rows, None]
-        return linear + pooled @ self._kernel + self._bias
+            # One gather and one reduceat for everything summed per text; empty texts would
+            # confuse reduceat (it returns the next element), so they stay at zero.
+            gathered = np.concatenate(
+                [self._nb_table[rows], self._idf_table[rows], self._idf_squared[rows, None]], axis=1
+            )
+            sums[has_rows] = np.add.reduceat(gathered, row_splits[:-1][has_rows], axis=0)
+        nb_logits = sums[:, :n_classes]
+        norm = np.sqrt(np.maximum(sums[:, -1:], 1e-12))
+        idf_logits = sums[:, n_classes : 2 * n_classes] / norm
+        return np.stack([nb_logits, idf_logits], axis=1) + self._bias
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """``float64[n_texts, n_classes]`` class probabilities, columns in ``self.classes`` order."""
-        return _softmax(self.logits(texts))
+        """``float64[n_texts, n_classes]`` class probabilities, columns in ``self.classes`` order:
+        the average of the two heads' softmax probabilities."""
+        rows, row_splits = self.feature_rows(texts)
+        return _softmax(self.head_logits(rows, row_splits)).mean(axis=1)
 
     def score(self, texts: Sequence[str]) -> list[dict]:
         """Label, score, probabilities and language of each text, in input order."""
@@ -263,6 +264,5 @@ class SentimentScorer:
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True) if len(logits) else logits
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+    exp = np.exp(logits - logits.max(axis=-1, keepdims=True, initial=-np.inf))
+    return exp / exp.sum(axis=-1, keepdims=True)

@@ -8,37 +8,22 @@ started yourself instead (it is then left running).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from infra.client import TailorClient
+
 ROOT = Path(__file__).resolve().parents[2]
 READY_PREFIX = "Tailor local stack ready on "
 START_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 30
-
-
-def request_json(base_url: str, method: str, path: str, body: Any = None,
-                 timeout: float = 60) -> tuple[int, Any]:
-    """One JSON request with urllib: (status, decoded body or None). Errors are returned, not raised."""
-    data = None if body is None else json.dumps(body).encode("utf-8")
-    req = urllib.request.Request(base_url + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"} if data is not None else {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-    return status, json.loads(raw) if raw else None
 
 
 class RunningStack:
@@ -48,13 +33,14 @@ class RunningStack:
         self.url = url.rstrip("/")
         self.log_path = log_path
         self.process = process
-        status, health = request_json(self.url, "GET", "/__local/health")
+        self.client = TailorClient(self.url)
+        status, health = self.client.request("GET", "/__local/health")
         assert status == 200, f"{self.url}/__local/health answered {status}"
         self.moto_url = health["moto_url"]
         self.health = health  # bucket, table and function names
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        return request_json(self.url, method, path, body)
+        return self.client.request(method, path, body)
 
     def log_tail(self, lines: int = 60) -> str:
         if self.log_path is None:

@@ -85,16 +85,16 @@ class SentimentTrainingConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     min_count: int = 2  # keep n-grams found in at least this many training texts
     nb_alpha: float = 1.0  # Laplace smoothing of the NB log-count ratios
-    nb_prior: float = 0.25
-    nb_l2: float = 1e-4
-    embedding_dim: int = 32
-    feature_dropout: float = 0.3
-    learning_rate: float = 3e-3
+    nb_prior: float = 0.1
+    nb_l2: float = 3e-4
+    idf_l2: float = 2e-5
+    feature_dropout: float = 0.0
+    learning_rate: float = 1e-2
     batch_size: int = 128
     max_batch_features: int = 65_536  # long texts go in smaller batches
     max_epochs: int = 20
-    patience: int = 2
-    monitor: str = "val_loss"  # what early stopping watches: "val_loss" or "val_accuracy"
+    patience: int = 3
+    monitor: str = "val_accuracy"  # what early stopping watches: "val_loss" or "val_accuracy"
     refit: bool = True
     neutral_threshold: float = DEFAULT_NEUTRAL_THRESHOLD
     # The neutral class is learned only when there is enough of it; otherwise neutral
@@ -146,9 +146,9 @@ def _scorer_for(space: FeatureSpace) -> SentimentScorer:
     artifact = SentimentArtifact(
         vocabulary=space.vocabulary,
         nb_table=np.zeros((n, 2), np.float32),
-        embedding=np.zeros((n, 1), np.float32),
-        kernel=np.zeros((1, 2), np.float32),
-        bias=np.zeros(2, np.float32),
+        idf=np.zeros(n, np.float32),
+        idf_table=np.zeros((n, 2), np.float32),
+        bias=np.zeros((2, 2), np.float32),
         classes=classes,
         tokenizer=space.tokenizer,
     )
@@ -174,6 +174,14 @@ def nb_log_count_ratios(
         ratios[:, c] = np.log(inside / inside[1:].sum()) - np.log(outside / outside[1:].sum())
     ratios[0] = 0.0
     return ratios.astype(np.float32)
+
+
+def inverse_document_frequency(rows: np.ndarray, n_texts: int, n_rows: int) -> np.ndarray:
+    """Smoothed idf per row, ``log((1 + n) / (1 + df)) + 1`` (as scikit-learn); row 0 is 0."""
+    document_frequency = np.bincount(rows, minlength=n_rows)
+    idf = np.log((1.0 + n_texts) / (1.0 + document_frequency)) + 1.0
+    idf[0] = 0.0
+    return idf.astype(np.float32)
 
 
 class FeatureBatches:
@@ -387,9 +395,9 @@ class _ProgressLogger(keras.callbacks.Callback):
             self.progress(f"{self.stage} epoch {epoch + 1}/{self.epochs}: " + ", ".join(parts))
 
 
-def _build_model(nb_ratios: np.ndarray, config: SentimentTrainingConfig, seed: int) -> SentimentModel:
+def _build_model(nb_ratios: np.ndarray, idf: np.ndarray, config: SentimentTrainingConfig, seed: int) -> SentimentModel:
     tower = BagOfNgramsTower(
-        nb_ratios, embedding_dim=config.embedding_dim, nb_prior=config.nb_prior, nb_l2=config.nb_l2,
+        nb_ratios, idf, nb_prior=config.nb_prior, nb_l2=config.nb_l2, idf_l2=config.idf_l2,
         feature_dropout=config.feature_dropout, seed=seed,
     )
     task = SentimentTask()
@@ -404,7 +412,8 @@ def _fit(model, train: FeatureBatches, validation: FeatureBatches | None, *, epo
     logger = _ProgressLogger(progress, stage, epochs)
     callbacks = [logger]
     if validation is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
+        mode = "max" if "accuracy" in monitor else "min"
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
                                                        restore_best_weights=True))
     model.fit(train.dataset(), validation_data=validation.dataset() if validation else None,
               epochs=epochs, callbacks=callbacks, verbose=0)
@@ -440,7 +449,7 @@ def _train_once(texts, y, classes, config, seed, validation, progress, stage, ep
     space = FeatureSpace.fit(texts, config.tokenizer, config.min_count)
     rows, splits = space.rows(texts)
     ratios = nb_log_count_ratios(rows, splits, y, len(space) + 1, len(classes), config.nb_alpha)
-    model = _build_model(ratios, config, seed)
+    model = _build_model(ratios, inverse_document_frequency(rows, len(texts), len(space) + 1), config, seed)
     batches = FeatureBatches(rows, splits, y, batch_size=config.batch_size,
                              max_batch_features=config.max_batch_features, shuffle=True, seed=seed)
     validation_batches = None
@@ -543,7 +552,7 @@ def _export(model: SentimentModel, space: FeatureSpace, classes, config, model_v
         tokenizer=space.tokenizer,
         neutral_threshold=config.neutral_threshold,
         model_version=model_version,
-        metadata={"architecture": "nb-linear + embedding-bag", "embedding_dim": config.embedding_dim},
+        metadata={"architecture": "nb-weighted sum + idf-normalised linear, probabilities averaged"},
         **model.tower.export(),
     )
 
@@ -555,7 +564,7 @@ def keras_probabilities(model: SentimentModel, space_or_artifact, texts: Sequenc
     rows, splits = FeatureSpace(vocabulary, tokenizer).rows(texts)
     batches = FeatureBatches(rows, splits, batch_size=256, max_batch_features=1 << 20)
     logits = model.predict(batches.dataset(), verbose=0)
-    return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)).astype(np.float64)
+    return keras.ops.convert_to_numpy(head_probabilities(logits)).astype(np.float64)
 
 
 # --------------------------------------------------------------------------- metrics
