@@ -85,6 +85,23 @@ def _from_dynamo(value: Any) -> Any:
     return value
 
 
+def _update_expression(set_fields: dict, add_fields: dict) -> dict:
+    """`SET #a = :a, ... ADD #b :b, ...` with placeholder names (attribute names may be reserved words)."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    clauses = []
+    for verb, fields in (("SET", set_fields), ("ADD", add_fields)):
+        parts = []
+        for i, (name, value) in enumerate(fields.items()):
+            names[f"#{verb}{i}"] = name
+            values[f":{verb}{i}"] = _to_dynamo(value)
+            parts.append(f"#{verb}{i} = :{verb}{i}" if verb == "SET" else f"#{verb}{i} :{verb}{i}")
+        if parts:
+            clauses.append(f"{verb} " + ", ".join(parts))
+    return {"UpdateExpression": " ".join(clauses), "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values}
+
+
 class ConditionFailed(Exception):
     """A conditional write lost: the item already existed (or changed)."""
 
@@ -113,24 +130,9 @@ class StateTable:
     def update(self, pk: str, sk: str, *, set: dict | None = None, add: dict | None = None,
                only_if: dict | None = None) -> dict:
         """SET and ADD attributes atomically; `only_if` = {attr: expected value} guards the write."""
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        clauses = []
-        for verb, fields in (("SET", set or {}), ("ADD", add or {})):
-            parts = []
-            for i, (name, value) in enumerate(fields.items()):
-                names[f"#{verb}{i}"] = name
-                values[f":{verb}{i}"] = _to_dynamo(value)
-                parts.append(f"#{verb}{i} = :{verb}{i}" if verb == "SET" else f"#{verb}{i} :{verb}{i}")
-            if parts:
-                clauses.append(f"{verb} " + ", ".join(parts))
-        kwargs: dict[str, Any] = {
-            "Key": {"pk": pk, "sk": sk},
-            "UpdateExpression": " ".join(clauses),
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-            "ReturnValues": "ALL_NEW",
-        }
+        kwargs: dict[str, Any] = {"Key": {"pk": pk, "sk": sk}, "ReturnValues": "ALL_NEW",
+                                  **_update_expression(set or {}, add or {})}
+        names, values = kwargs["ExpressionAttributeNames"], kwargs["ExpressionAttributeValues"]
         if only_if:
             conditions = []
             for i, (name, value) in enumerate(only_if.items()):
@@ -181,22 +183,8 @@ class StateTable:
                 put["ConditionExpression"] = "attribute_not_exists(pk)"
             actions.append({"Put": put})
         for pk, sk, set_fields, add_fields in adds:
-            names, values, clauses = {}, {}, []
-            for verb, fields in (("SET", set_fields), ("ADD", add_fields)):
-                parts = []
-                for i, (name, value) in enumerate(fields.items()):
-                    names[f"#{verb}{i}"] = name
-                    values[f":{verb}{i}"] = _to_dynamo(value)
-                    parts.append(f"#{verb}{i} = :{verb}{i}" if verb == "SET" else f"#{verb}{i} :{verb}{i}")
-                if parts:
-                    clauses.append(f"{verb} " + ", ".join(parts))
-            actions.append({"Update": {
-                "TableName": self.table.name,
-                "Key": {"pk": pk, "sk": sk},
-                "UpdateExpression": " ".join(clauses),
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }})
+            actions.append({"Update": {"TableName": self.table.name, "Key": {"pk": pk, "sk": sk},
+                                       **_update_expression(set_fields, add_fields)}})
         try:
             self.table.meta.client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
