@@ -50,7 +50,7 @@ class TrainingJobs:
         else:
             models = [m for m, info in MODELS.items() if info["available"] and self.has_data(info["dataset"])]
             if not models:
-                raise Invalid("there is nothing to train yet: ingest reviews (sentiment) first")
+                raise Invalid("there is nothing to train yet: ingest interactions (recommender) or reviews (sentiment) first")
         if self.invoke is None:
             raise Unavailable("training is not configured (TRAIN_FUNCTION_NAME is not set)")
         job_id = "job-" + now_iso().replace(":", "").replace("-", "") + "-" + secrets.token_hex(3)

@@ -20,8 +20,7 @@ from .storage import ObjectStore, StateTable
 
 # Which models exist, which dataset trains each, and whether this release can train it yet.
 MODELS: dict[str, dict] = {
-    "recommender": {"dataset": "interactions", "available": False,
-                    "note": "the recommender arrives with the recommendations release"},
+    "recommender": {"dataset": "interactions", "available": True},
     "sentiment": {"dataset": "reviews", "available": True},
 }
 

@@ -47,8 +47,10 @@ def reset() -> None:
     from . import config
 
     config.settings.cache_clear()
-    for fn in (object_store, state_table, ingest_service, model_registry, training_jobs, sentiment_service):
+    for fn in (object_store, state_table, ingest_service, model_registry, training_jobs, sentiment_service,
+               recommend_service):
         fn.cache_clear()
+    _catalog.update(keys=None, items={})
 
 
 @lru_cache(maxsize=1)
@@ -58,3 +60,28 @@ def sentiment_service():
 
     cache = ModelCache(model_registry(), "sentiment", load_scorer, ttl=settings().model_cache_seconds)
     return SentimentService(object_store(), state_table(), cache)
+
+
+@lru_cache(maxsize=1)
+def recommend_service():
+    from .recommend_service import RecommendService, load_model
+    from .registry import ModelCache
+
+    cache = ModelCache(model_registry(), "recommender", load_model, ttl=settings().model_cache_seconds)
+    return RecommendService(cache, new_items=catalog_item)
+
+
+_catalog: dict = {"keys": None, "items": {}}
+
+
+def catalog_item(item_id: str) -> dict | None:
+    """An item of the stored catalog, or None. The catalog is re-read only when the set of
+    stored items files changed (one S3 listing per lookup of an item the model lacks)."""
+    from .datasets import dataset_keys, read_dataset
+
+    keys = dataset_keys(object_store(), "items")
+    if keys != _catalog["keys"]:
+        table = read_dataset(object_store(), "items")
+        rows = table.to_pylist() if table is not None else []
+        _catalog.update(keys=keys, items={row["item_id"]: row for row in rows})
+    return _catalog["items"].get(item_id)

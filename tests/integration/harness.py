@@ -8,10 +8,12 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from contextlib import contextmanager
 from types import SimpleNamespace
 from urllib.parse import quote_plus
 
 import boto3
+from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"
@@ -76,3 +78,21 @@ def s3_event(key: str, size: int) -> dict:
     record["s3"]["bucket"].update(name=BUCKET, arn=f"arn:aws:s3:::{BUCKET}")
     record["s3"]["object"].update(key=quote_plus(key, safe="/"), size=size)  # S3 sends keys URL-encoded
     return event
+
+
+@contextmanager
+def fresh_account(monkeypatch):
+    """A fresh, empty AWS account holding the template's bucket and table."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "DATA_BUCKET": BUCKET, "STATE_TABLE": TABLE,
+                       "TRAIN_FUNCTION_NAME": "tailor-test-train", "MAX_UPLOAD_MB": "5",
+                       "POWERTOOLS_LOG_LEVEL": "WARNING"}.items():
+        monkeypatch.setenv(key, value)
+    from tailor import services
+
+    services.reset()
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        boto3.client("dynamodb").create_table(TableName=TABLE, **table_definition())
+        yield SimpleNamespace(s3=boto3.client("s3"), bucket=BUCKET, table=TABLE)
+    services.reset()

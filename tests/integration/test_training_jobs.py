@@ -46,10 +46,15 @@ def job(job_id):
 def test_requests_that_cannot_train_say_why(invocations):
     assert post("/v1/training-jobs", {"models": ["sentiment"]})[0] == 422  # no reviews yet
     assert post("/v1/training-jobs", {"models": ["magic"]})[0] == 422
-    status, body = post("/v1/training-jobs", {"models": ["recommender"]})
-    assert status == 501 and "recommender" in body["error"]["message"]
+    assert post("/v1/training-jobs", {"models": ["recommender"]})[0] == 422  # no interactions yet
     assert invocations == []
     assert job("job-nope")[0] == 404
+
+
+def test_recommendations_before_any_model_are_503(aws):
+    status, body = call("recommend", "GET", "/v1/users/u1/recommendations", resource="/v1/users/{user_id}/recommendations",
+                        path_params={"user_id": "u1"})
+    assert status == 503 and "no recommender model" in body["error"]["message"]
 
 
 def test_sentiment_before_any_model_is_503(aws):

@@ -1,0 +1,102 @@
+"""Recommender through the handlers (moto): train from stored data, serve with reasons, fall back."""
+
+import csv
+
+import pytest
+
+from harness import LambdaContext, call, fresh_account, load_handler
+from infra.datagen import PRESETS, generate
+from tailor import services
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One trained model for the whole module: training is the slow part."""
+    with pytest.MonkeyPatch.context() as monkeypatch, fresh_account(monkeypatch):
+        sent = []
+        monkeypatch.setattr(services.training_jobs(), "invoke", sent.append)
+        files = generate(tmp_path_factory.mktemp("shop"), seed=0, **PRESETS["demo"])  # small shops are all popularity
+        for dataset in ("items", "interactions"):
+            with open(files[dataset], encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+            for start in range(0, len(rows), 500):
+                status, body = call("ingest", "POST", f"/v1/{'events' if dataset == 'interactions' else dataset}",
+                                    {"events" if dataset == "interactions" else dataset: rows[start:start + 500]})
+                assert status == 200, body
+        status, queued = call("ingest", "POST", "/v1/training-jobs", {"models": ["recommender"]})
+        assert status == 202
+        assert load_handler("train")(sent[0], LambdaContext())["status"] == "SUCCEEDED"
+        with open(files["interactions"], encoding="utf-8") as handle:
+            interactions = list(csv.DictReader(handle))
+        with open(files["items"], encoding="utf-8") as handle:
+            items = list(csv.DictReader(handle))
+        yield queued["job_id"], interactions, items
+
+
+def recs(user_id, **query):
+    return call("recommend", "GET", f"/v1/users/{user_id}/recommendations",
+                resource="/v1/users/{user_id}/recommendations", path_params={"user_id": user_id},
+                query={k: str(v) for k, v in query.items()} or None)
+
+
+def test_job_report_and_personalized_recommendations_with_reasons(trained):
+    job_id, interactions, items = trained
+    job = call("ingest", "GET", f"/v1/training-jobs/{job_id}", resource="/v1/training-jobs/{job_id}",
+               path_params={"job_id": job_id})[1]
+    result = job["results"]["recommender"]
+    assert result["promoted"], result["decision"]
+    assert set(result["metrics"]["baselines"]) == {"popularity", "ease"}
+    user = interactions[0]["user_id"]
+    status, body = recs(user, k=5)
+    assert status == 200 and body["strategy"] == "personalized" and len(body["items"]) == 5
+    assert body["model_version"] == result["version"]
+    seen = {r["item_id"] for r in interactions if r["user_id"] == user}
+    assert not seen & {i["item_id"] for i in body["items"]}
+    titles = {i["title"] for i in items}
+    for item in body["items"]:
+        assert item["reason"].startswith("because you chose ") and item["reason"][18:] in titles
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_filters_fallback_and_bad_input(trained):
+    _, interactions, items = trained
+    user = interactions[0]["user_id"]
+    category = items[0]["categories"].split("|")[0]
+    status, body = recs(user, k=3, category=category)
+    assert status == 200
+    by_id = {i["item_id"]: i for i in items}
+    assert all(category in by_id[i["item_id"]]["categories"].split("|") for i in body["items"])
+    status, body = recs("someone-new", k=3)
+    assert status == 200 and body["strategy"] == "popular" and body["items"][0]["reason"] == "popular right now"
+    for k in (0, 1000):
+        assert recs(user, k=k)[0] == 422
+    assert recs(user, category="No Such Category")[0] == 404
+
+
+def test_similar_items_rankings_and_sessions(trained):
+    _, interactions, items = trained
+    item = items[0]["item_id"]
+    status, body = call("recommend", "GET", f"/v1/items/{item}/similar", resource="/v1/items/{item_id}/similar",
+                        path_params={"item_id": item}, query={"k": "4"})
+    assert status == 200 and len(body["items"]) == 4 and item not in {i["item_id"] for i in body["items"]}
+    assert body["items"][0]["reason"] == f"similar to {items[0]['title']}"
+    assert call("recommend", "GET", "/v1/items/nope/similar", resource="/v1/items/{item_id}/similar",
+                path_params={"item_id": "nope"})[0] == 404
+    candidates = [i["item_id"] for i in items[:6]]
+    user = interactions[0]["user_id"]
+    status, body = call("recommend", "POST", f"/v1/users/{user}/rankings", {"item_ids": candidates},
+                        resource="/v1/users/{user_id}/rankings", path_params={"user_id": user})
+    assert status == 200 and sorted(i["item_id"] for i in body["items"]) == sorted(candidates)
+    status, body = call("recommend", "POST", "/v1/recommendations", {"recent_items": candidates[:2], "k": 3})
+    assert status == 200 and body["strategy"] == "session" and len(body["items"]) == 3
+
+
+def test_new_item_gets_similar_items_from_its_content(trained):
+    _, _, items = trained
+    template = items[1]
+    new = {"item_id": "brand-new-item", "title": template["title"] + " II", "categories": template["categories"]}
+    assert call("ingest", "POST", "/v1/items", {"items": [new]})[0] == 200
+    status, body = call("recommend", "GET", "/v1/items/brand-new-item/similar", resource="/v1/items/{item_id}/similar",
+                        path_params={"item_id": "brand-new-item"}, query={"k": "3"})
+    assert status == 200 and body["strategy"] == "content" and len(body["items"]) == 3
