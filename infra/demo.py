@@ -68,21 +68,54 @@ def summary(client: TailorClient) -> None:
             f"last ingest {d['last_ingest']}")
 
 
-def train_sentiment(client: TailorClient) -> None:
-    step('Training the sentiment model: POST /v1/training-jobs {"models": ["sentiment"]} (asynchronous)')
-    job = client.call("POST", "/v1/training-jobs", {"models": ["sentiment"]})
-    say(f"HTTP 202, job {job['job_id']} is {job['status']}; following GET /v1/training-jobs/{job['job_id']}")
+def train_models(client: TailorClient) -> None:
+    step("Training both models: POST /v1/training-jobs (no body = every model with data; asynchronous)")
+    job = client.call("POST", "/v1/training-jobs", {})
+    say(f"HTTP 202, job {job['job_id']} ({', '.join(job['models'])}) is {job['status']}; "
+        f"following GET /v1/training-jobs/{job['job_id']}")
     started = time.perf_counter()
     job = client.wait_for_job(job["job_id"], on_progress=lambda line: say("  " + line.split(" ", 1)[1]))
     say(f"job {job['status']} in {time.perf_counter() - started:.0f} s")
     if job["status"] != "SUCCEEDED":
         raise SystemExit(f"training failed: {job.get('error')}")
-    result = job["results"]["sentiment"]
-    m = result["metrics"]
-    say(f"version {result['version']}: validation accuracy {m['accuracy']:.3f} (majority class "
-        f"{m['majority_baseline_accuracy']:.3f}), macro-F1 {m['macro_f1']:.3f}, "
-        f"calibration error {m['calibration']['expected_calibration_error']:.3f}")
-    say(f"report: s3://<data bucket>/{result['report']}report.md (+ calibration.png)")
+    rec = job["results"]["recommender"]
+    m = rec["metrics"]
+    step(f"Recommender {rec['version']}: {rec['decision']}")
+    say(f"{'validation (newest 20% per user)':<34} {'P@10':>6} {'R@10':>6} {'NDCG@10':>8}")
+    say(f"{'Tailor (two towers)':<34} {m['precision@10']:>6.3f} {m['recall@10']:>6.3f} {m['ndcg@10']:>8.3f}")
+    for name, b in m["baselines"].items():
+        say(f"{name:<34} {b['precision']:>6.3f} {b['recall']:>6.3f} {b['ndcg']:>8.3f}")
+    say(f"report: s3://<data bucket>/{rec['report']}report.md (+ metrics.png)")
+    sent = job["results"]["sentiment"]
+    m = sent["metrics"]
+    step(f"Sentiment {sent['version']}: {sent['decision']}")
+    say(f"validation accuracy {m['accuracy']:.3f} (majority class {m['majority_baseline_accuracy']:.3f}), "
+        f"macro-F1 {m['macro_f1']:.3f}, calibration error {m['calibration']['expected_calibration_error']:.3f}")
+    say(f"report: s3://<data bucket>/{sent['report']}report.md (+ calibration.png)")
+
+
+def recommendations(client: TailorClient, files: dict) -> None:
+    import csv
+
+    with open(files["interactions"], encoding="utf-8") as handle:
+        users = list(dict.fromkeys(row["user_id"] for row in csv.DictReader(handle)))[:3]
+    for user in users:
+        step(f"GET /v1/users/{user}/recommendations?k=5")
+        body = client.call("GET", f"/v1/users/{user}/recommendations?k=5")
+        for item in body["items"]:
+            say(f"{item['title'][:38]:<38} {item['score']:7.2f}  {item['reason'][:60]}")
+    step("GET /v1/users/a-new-visitor/recommendations?k=3 (unknown user)")
+    body = client.call("GET", "/v1/users/a-new-visitor/recommendations?k=3")
+    say(f"strategy: {body['strategy']} ({body.get('note')})")
+    for item in body["items"]:
+        say(f"{item['title'][:38]:<38} {item['reason']}")
+    with open(files["items"], encoding="utf-8") as handle:
+        item = next(csv.DictReader(handle))
+    step(f"GET /v1/items/{item['item_id']}/similar?k=5  ({item['title']})")
+    for similar in client.call("GET", f"/v1/items/{item['item_id']}/similar?k=5")["items"]:
+        say(f"{similar['title'][:50]:<50} {similar['score']:.2f}")
+    status, body = client.request("GET", f"/v1/users/{users[0]}/recommendations?k=0")
+    say(f"k=0 -> HTTP {status}: {body['error']['message'][:70]}")
 
 
 def score_texts(client: TailorClient) -> None:
@@ -138,7 +171,8 @@ def main() -> int:
         ingest_files(client, files)
         realtime_and_bad_input(client)
         summary(client)
-        train_sentiment(client)
+        train_models(client)
+        recommendations(client, files)
         score_texts(client)
         item_sentiment(client, files)
         step("Done")
