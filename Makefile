@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/shared:$(CURDIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint validate unit integration e2e local size bench bench-ingest events clean
+.PHONY: help venv demo test lint unit integration e2e local size bench bench-ingest events clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -54,10 +54,19 @@ e2e: venv ## Only the HTTP tests against a local stack
 size: venv ## Measure every zip function + layers as built for Lambda (limit 250 MB)
 	$(PY) -m infra.size
 
-bench: venv ## Benchmarks on $(SHARED_DATA) with baselines; writes bench/results/
-	$(PY) -m bench.ingest --data $(SHARED_DATA)
+$(VENV)/.bench-installed: $(VENV)/.installed bench/requirements.txt
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	@touch $@
 
-bench-ingest: venv ## Ingest benchmark only (1M generated interactions through the local stack)
+bench: $(VENV)/.bench-installed ## All benchmarks on $(SHARED_DATA), baselines side by side; writes bench/results/
+	$(PY) -m infra.size
+	$(PY) -m bench.ingest --data $(SHARED_DATA)
+	$(PY) -m bench.recommender --data $(SHARED_DATA)
+	$(PY) -m bench.recommender_api --data $(SHARED_DATA)
+	$(PY) -m bench.sentiment --data $(SHARED_DATA)
+	$(PY) -m bench.sentiment_api --data $(SHARED_DATA)
+
+bench-ingest: venv ## Ingest benchmark only (ml-100k + 1M generated interactions through the local stack)
 	$(PY) -m bench.ingest --data $(SHARED_DATA)
 
 events: $(SAM_VENV)/.installed ## Regenerate the canonical test events with `sam local generate-event`

@@ -89,15 +89,20 @@ def ranking_metrics(top_items: np.ndarray, relevant: Sequence[np.ndarray], n_ite
     }
 
 
-def top_k_unseen(scores: np.ndarray, seen_indptr: np.ndarray, seen_indices: np.ndarray, k: int) -> np.ndarray:
-    """Top-``k`` item indices per row of a dense ``(n_users, n_items)`` score matrix, skipping seen items.
+def top_k_unseen(scores: np.ndarray, seen_indptr: np.ndarray, seen_indices: np.ndarray, k: int,
+                 rows: np.ndarray | None = None) -> np.ndarray:
+    """Top-``k`` item indices per row of a dense ``(n, n_items)`` score matrix, skipping seen items.
 
-    ``seen_*`` is CSR (row ``u`` has ``seen_indices[seen_indptr[u]:seen_indptr[u + 1]]``). Used for
-    baselines that produce a dense score matrix; ``-1`` pads rows with fewer than ``k`` candidates.
+    ``seen_*`` is CSR (user ``u`` has seen ``seen_indices[seen_indptr[u]:seen_indptr[u + 1]]``);
+    score row ``r`` belongs to user ``rows[r]`` (default: row ``r`` is user ``r``). ``-1`` pads
+    rows with fewer than ``k`` candidates.
     """
     scores = np.array(scores, dtype=np.float64, copy=True)
-    rows = np.repeat(np.arange(scores.shape[0]), np.diff(seen_indptr))
-    scores[rows, seen_indices] = -np.inf
+    rows = np.arange(scores.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    counts = seen_indptr[rows + 1] - seen_indptr[rows]
+    if counts.sum():
+        seen = np.concatenate([seen_indices[seen_indptr[r]: seen_indptr[r + 1]] for r in rows])
+        scores[np.repeat(np.arange(len(rows)), counts), seen] = -np.inf
     k_eff = min(k, scores.shape[1])
     part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
     order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")

@@ -67,11 +67,7 @@ class RecommendService:
             return self._popular(model, version, k, exclude, categories, category,
                                  note=f"user {user_id!r} has no history in the current model")
         scored = rec.recommend(user_id, k, exclude_seen=not include_seen, exclude=exclude, categories=categories)
-        history = rec.seen_rows(rec.user_row(user_id))
-        latest = rec._user_history[rec.user_row(user_id)]  # newest first, -1 padded
-        latest = latest[latest >= 0][:REASON_HISTORY]
-        if not len(latest):
-            latest = history[-REASON_HISTORY:]
+        latest = rec.recent_item_rows(user_id)[:REASON_HISTORY]
         return self._answer("personalized", version, model, scored, self._because(model, latest, scored))
 
     def for_session(self, recent_items: list[str], k: int = 10, category: str | None = None,
@@ -114,8 +110,7 @@ class RecommendService:
             raise NotFound(f"unknown item(s): {', '.join(unknown[:10])}", details={"unknown_items": unknown})
         if rec.has_user(user_id):
             scored = sorted(rec.score_items(user_id, item_ids), key=lambda pair: -pair[1])
-            latest = rec._user_history[rec.user_row(user_id)]
-            latest = latest[latest >= 0][:REASON_HISTORY]
+            latest = rec.recent_item_rows(user_id)[:REASON_HISTORY]
             return self._answer("personalized", version, model, scored, self._because(model, latest, scored))
         popularity = {item: score for item, score in rec.popular(rec.n_items)}
         scored = sorted(((i, popularity.get(i, 0.0)) for i in item_ids), key=lambda pair: -pair[1])
@@ -133,10 +128,10 @@ class RecommendService:
         rec = model.recommender
         if not len(history_rows) or not scored:
             return ["recommended for you"] * len(scored)
-        unit = rec._unit_vectors()
+        unit = rec.unit_item_matrix
         rows = np.array([rec.item_row(item) for item, _ in scored])
         closest = np.asarray(history_rows)[np.argmax(unit[rows] @ unit[np.asarray(history_rows)].T, axis=1)]
-        return [f"because you chose {model.title(rec.item_ids[h])}" for h in closest]
+        return [f"because you chose {model.title(rec.item_id(h))}" for h in closest]
 
     @staticmethod
     def _answer(strategy, version, model, scored, reasons, note=None) -> dict:

@@ -122,14 +122,21 @@ def bag_mean(table: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return table[rows].mean(axis=0)
 
 
-def pooled_history(history_embeddings: np.ndarray, position_weights: np.ndarray, history: np.ndarray) -> np.ndarray:
-    """Weighted mean of history item embeddings; ``history`` is ``(n, L)``, newest first, ``-1`` pads."""
-    valid = history >= 0
-    weights = np.where(valid, position_weights[None, : history.shape[1]], 0.0).astype(np.float32)
-    total = weights.sum(axis=1, keepdims=True)
-    weights = weights / np.maximum(total, 1e-6)
-    embedded = history_embeddings[np.where(valid, history, 0)]  # (n, L, dim)
-    return np.einsum("nl,nld->nd", weights, embedded).astype(np.float32)
+def pooled_history(history_embeddings: np.ndarray, position_weights: np.ndarray, history: np.ndarray,
+                   chunk: int = 4096) -> np.ndarray:
+    """Weighted mean of history item embeddings; ``history`` is ``(n, L)``, newest first, ``-1`` pads.
+
+    Works through ``chunk`` rows at a time so that the ``(rows, L, dim)`` gather stays small.
+    """
+    pooled = np.zeros((len(history), history_embeddings.shape[1]), dtype=np.float32)
+    for start in range(0, len(history), chunk):
+        rows = history[start: start + chunk]
+        valid = rows >= 0
+        weights = np.where(valid, position_weights[None, : rows.shape[1]], 0.0).astype(np.float32)
+        weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-6)
+        embedded = history_embeddings[np.where(valid, rows, 0)]  # (rows, L, dim)
+        pooled[start: start + chunk] = np.einsum("nl,nld->nd", weights, embedded)
+    return pooled
 
 
 # --------------------------------------------------------------------------- artifact
@@ -253,6 +260,7 @@ class Recommender:
         rating = config.get("rating")
         self._rating = None if rating is None else RatingPredictor(a, rating, self._user_index, self._item_index)
         self._n_trained_items = len(self._item_ids)
+        self._item_ids_view: tuple[str, ...] | None = None
 
     @classmethod
     def from_files(cls, files: Mapping[str, bytes]) -> "Recommender":
@@ -265,8 +273,14 @@ class Recommender:
     # ----------------------------------------------------------------- lookups
 
     @property
-    def item_ids(self) -> list[str]:
-        return list(self._item_ids)
+    def item_ids(self) -> tuple[str, ...]:
+        """Item ids in row order (cached: cheap to call in a loop)."""
+        if self._item_ids_view is None:
+            self._item_ids_view = tuple(self._item_ids)
+        return self._item_ids_view
+
+    def item_id(self, row: int) -> str:
+        return self._item_ids[row]
 
     @property
     def n_items(self) -> int:
@@ -278,13 +292,15 @@ class Recommender:
     def has_item(self, item_id) -> bool:
         return str(item_id) in self._item_index
 
-    def _user(self, user_id) -> int:
+    def user_row(self, user_id) -> int:
+        """Row of the user in :attr:`user_matrix` (``NotFound`` if unknown)."""
         try:
             return self._user_index[str(user_id)]
         except KeyError:
             raise NotFound(f"unknown user {str(user_id)!r}: the current model has no interactions for it") from None
 
-    def _item(self, item_id) -> int:
+    def item_row(self, item_id) -> int:
+        """Row of the item in :attr:`item_matrix` (``NotFound`` if unknown)."""
         try:
             return self._item_index[str(item_id)]
         except KeyError:
@@ -295,19 +311,32 @@ class Recommender:
         index = self._item_index
         return np.fromiter((index[i] for i in map(str, item_ids) if i in index), dtype=np.int64)
 
+    @property
+    def user_matrix(self) -> np.ndarray:
+        """Read-only ``(n_users, dim + 1)`` user vectors, rows in ``user_ids`` order."""
+        view = self._users.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def item_matrix(self) -> np.ndarray:
+        """Read-only ``(n_items, dim + 1)`` item vectors (last column: bias), rows in ``item_ids`` order."""
+        view = self._items.view()
+        view.flags.writeable = False
+        return view
+
+    def seen_rows(self, user_row: int) -> np.ndarray:
+        """Item rows the user (by row) interacted with in the training data."""
+        return self._seen_indices[self._seen_indptr[user_row]: self._seen_indptr[user_row + 1]]
+
+    def recent_item_rows(self, user_id) -> np.ndarray:
+        """Rows of the user's latest items (the history the model pools), newest first."""
+        history = self._user_history[self.user_row(user_id)]
+        return history[history >= 0]
+
     def seen_items(self, user_id) -> list[str]:
         """Items the user interacted with in the training data."""
-        user = self._user(user_id)
-        return [self._item_ids[i] for i in self._seen_of(user)]
-
-    def _seen_of(self, user: int) -> np.ndarray:
-        return self._seen_indices[self._seen_indptr[user]: self._seen_indptr[user + 1]]
-
-    def user_vector(self, user_id) -> np.ndarray:
-        return self._users[self._user(user_id)].copy()
-
-    def item_vector(self, item_id) -> np.ndarray:
-        return self._items[self._item(item_id)].copy()
+        return [self._item_ids[i] for i in self.seen_rows(self.user_row(user_id))]
 
     # ----------------------------------------------------------------- ranking
 
@@ -348,15 +377,15 @@ class Recommender:
         more ids; ``allowed_items`` and ``categories`` (any of) restrict the candidates. Unknown
         ids in ``exclude``/``allowed_items`` are ignored.
         """
-        user = self._user(user_id)
+        user = self.user_row(user_id)
         excluded, allowed = self._filters(exclude, allowed_items, categories)
         if exclude_seen:
-            excluded = np.concatenate([excluded, self._seen_of(user)])
+            excluded = np.concatenate([excluded, self.seen_rows(user)])
         return self._top(self._items @ self._users[user], k, excluded, allowed)
 
     def score_items(self, user_id, item_ids: Sequence) -> Scored:
         """``(item_id, score)`` for each given item, in input order (re-ranking a candidate list)."""
-        user = self._user(user_id)
+        user = self.user_row(user_id)
         ids = [str(item) for item in item_ids]
         unknown = [item for item in ids if item not in self._item_index]
         if unknown:
@@ -408,19 +437,22 @@ class Recommender:
                 for row in rows:
                     members.setdefault(self._category_names[row], []).append(item)
             self._category_members = {name: np.array(items, dtype=np.int64) for name, items in members.items()}
-        found = [self._category_members.get(name) for name in split_categories(list(categories))]
+        found = [self._category_members.get(name) for name in split_categories(categories)]
         found = [items for items in found if items is not None]
         return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+
+    def _content(self, title: str | None, categories, description: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """Content-only vector and the known category rows of an item description."""
+        category_rows, token_rows = content_rows(
+            [split_categories(categories)], [item_text(title, description)], category_names=self._category_names,
+            token_keys=self._token_keys, tokenizer=self.tokenizer, max_tokens=self.max_tokens)
+        vector = bag_mean(self._category_embeddings, category_rows[0]) + bag_mean(self._token_embeddings, token_rows[0])
+        return vector.astype(np.float32), category_rows[0]
 
     def item_vector_from_content(self, title: str | None, categories: str | Iterable[str] | None = None,
                                  description: str | None = None) -> np.ndarray:
         """An item vector (``dim + 1`` values, the last one the bias) from content alone."""
-        names = split_categories(categories)
-        category_rows, token_rows = content_rows(
-            [names], [item_text(title, description)], category_names=self._category_names,
-            token_keys=self._token_keys, tokenizer=self.tokenizer, max_tokens=self.max_tokens)
-        return (bag_mean(self._category_embeddings, category_rows[0])
-                + bag_mean(self._token_embeddings, token_rows[0])).astype(np.float32)
+        return self._content(title, categories, description)[0]
 
     def add_item(self, item_id, title: str | None, categories: str | Iterable[str] | None = None,
                  description: str | None = None) -> np.ndarray:
@@ -432,15 +464,12 @@ class Recommender:
         item = str(item_id)
         if item in self._item_index:
             raise ValueError(f"item {item!r} is already in the model")
-        vector = self.item_vector_from_content(title, categories, description)
-        names = split_categories(categories)
-        rows = np.searchsorted(self._category_names, names) if names else np.zeros(0, np.int64)
-        rows = np.array([r for r, name in zip(rows, names)
-                         if r < len(self._category_names) and self._category_names[r] == name], dtype=np.int64)
+        vector, category_rows = self._content(title, categories, description)
         self._items = np.vstack([self._items, vector[None, :]])
         self._item_index[item] = len(self._item_ids)
         self._item_ids.append(item)
-        self._item_categories.append(rows)
+        self._item_categories.append(category_rows)
+        self._item_ids_view = None
         self._unit_items = None
         self._category_members = None
         return vector.copy()
@@ -452,10 +481,17 @@ class Recommender:
             self._unit_items = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
         return self._unit_items
 
+    @property
+    def unit_item_matrix(self) -> np.ndarray:
+        """Read-only unit-length item vectors without the bias: what :meth:`similar_items` compares."""
+        view = self._unit_vectors().view()
+        view.flags.writeable = False
+        return view
+
     def similar_items(self, item_id, k: int = 10, exclude: Iterable = (), allowed_items: Iterable | None = None,
                       categories: Iterable[str] | None = None) -> Scored:
         """Items whose vectors point the same way (cosine similarity), the item itself excluded."""
-        item = self._item(item_id)
+        item = self.item_row(item_id)
         unit = self._unit_vectors()
         excluded, allowed = self._filters(exclude, allowed_items, categories)
         excluded = np.append(excluded, item)
@@ -463,18 +499,28 @@ class Recommender:
 
     # ----------------------------------------------------------------- audiences
 
+    def audience_matrix(self, item_rows: np.ndarray, rule: str | None = None) -> np.ndarray:
+        """``(n_users, len(item_rows))``: how likely each user is to engage with each item.
+
+        ``rule`` defaults to the one the trainer chose on its validation split (``AUDIENCE_RULES``).
+        """
+        rule = self.audience_rule if rule is None else rule
+        if rule not in AUDIENCE_RULES:
+            raise ValueError(f"unknown audience rule {rule!r}")
+        scores = self._users @ self._items[np.asarray(item_rows, dtype=np.int64)].T
+        if rule == "activity":
+            scores += (np.log1p(self._user_activity) - self._user_log_normalizer)[:, None]
+        return scores
+
     def audience_scores(self, item_id) -> np.ndarray:
         """Per user (in ``user_ids`` order), how likely they are to engage with the item."""
-        scores = self._users @ self._items[self._item(item_id)]
-        if self.audience_rule == "activity":
-            scores = scores - self._user_log_normalizer + np.log1p(self._user_activity)
-        return scores
+        return self.audience_matrix(np.array([self.item_row(item_id)]))[:, 0]
 
     def audience(self, item_id, k: int = 50, exclude_seen: bool = True) -> list[tuple[str, float]]:
         """Top-``k`` ``(user_id, score)`` most likely to engage with the item, best first."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        item = self._item(item_id)
+        item = self.item_row(item_id)
         scores = self.audience_scores(item_id)
         if exclude_seen and item < self._n_trained_items:
             scores[self._users_who_saw(item)] = -np.inf
