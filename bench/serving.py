@@ -1,0 +1,140 @@
+"""Serving cost at the handler: warm latency of RecommendFunction's handler (API Gateway event in,
+response out, model cached in the container) and cold start, set against TensorFlow.
+
+- Warm: `GET /v1/users/{id}/recommendations?k=10` through `functions/recommend/app.py`'s
+  handler, against moto, on a synthetic 100,000-item × 64-dim catalog (and any artifact
+  folder given with --artifact, e.g. the ml-100k model).
+- Cold start (fresh interpreter each time, median of 5): import the handler module and load the
+  artifact, against `import tensorflow` plus a Keras scorer of the same shape.
+
+    python -m bench.serving [--artifact DIR]
+
+Writes bench/results/serving.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.recommender import synthetic_catalog
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+ENV = {"PYTHONPATH": f"{ROOT / 'shared'}:{ROOT}:{ROOT / 'tests' / 'integration'}", "PATH": "/usr/bin:/bin",
+       "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+WARM = r"""
+import json, sys, time
+from pathlib import Path
+import boto3, numpy as np
+from harness import BUCKET, LambdaContext, api_event, fresh_account, load_handler
+
+class Env:
+    def setenv(self, key, value):
+        import os; os.environ[key] = value
+
+folder = Path(sys.argv[1])
+with fresh_account(Env()):
+    s3 = boto3.client("s3")
+    for path in folder.iterdir():
+        s3.put_object(Bucket=BUCKET, Key=f"models/recommender/v1/{path.name}", Body=path.read_bytes())
+    s3.put_object(Bucket=BUCKET, Key="models/recommender/current.json", Body=json.dumps({"version": "v1"}))
+    handler = load_handler("recommend")
+    users = json.loads((folder / "users.json").read_text())
+    rng = np.random.default_rng(0)
+    events = [api_event("GET", f"/v1/users/{u}/recommendations", query={"k": "10"},
+                        resource="/v1/users/{user_id}/recommendations", path_params={"user_id": u})
+              for u in rng.choice(users, 1100)]
+    times = []
+    for event in events:
+        began = time.perf_counter()
+        response = handler(event, LambdaContext())
+        times.append((time.perf_counter() - began) * 1000)
+        assert response["statusCode"] == 200, response["body"]
+times = times[100:]  # the first calls load the model
+print(json.dumps({"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
+                  "calls": len(times)}))
+"""
+
+COLD_NUMPY = r"""
+import time, sys
+began = time.perf_counter()
+sys.path.insert(0, sys.argv[2] + "/functions/recommend")
+import app
+from tailor.recommender import Recommender
+Recommender.load(sys.argv[1])
+print(time.perf_counter() - began)
+"""
+
+COLD_TF = r"""
+import time, sys
+began = time.perf_counter()
+import numpy as np
+import tensorflow as tf
+users = tf.Variable(np.load(sys.argv[1] + "/user_vectors.npy"))
+items = tf.Variable(np.load(sys.argv[1] + "/item_vectors.npy"))
+tf.math.top_k(tf.linalg.matvec(items, users[0]), k=10)
+print(time.perf_counter() - began)
+"""
+
+
+def save_artifact(scorer, folder: Path) -> None:
+    scorer.artifact.save(folder)
+    (folder / "catalog.json").write_text("{}")
+    (folder / "users.json").write_text(json.dumps(scorer.user_ids.tolist()[:2000]))
+    np.save(folder / "user_vectors.npy", scorer.user_matrix)
+    np.save(folder / "item_vectors.npy", scorer.item_matrix)
+
+
+def run(code: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=ENV, timeout=600)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    return done.stdout.strip().splitlines()[-1]
+
+
+def measure(folder: Path) -> dict:
+    warm = json.loads(run(WARM, str(folder)))
+    numpy_cold = statistics.median(float(run(COLD_NUMPY, str(folder), str(ROOT))) for _ in range(5))
+    tf_cold = statistics.median(float(run(COLD_TF, str(folder))) for _ in range(5))
+    return {**warm, "cold_start_numpy_s": round(numpy_cold, 2), "cold_start_tensorflow_s": round(tf_cold, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--artifact", help="a saved recommender artifact folder (e.g. the ml-100k model)")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        synthetic = Path(tmp) / "synthetic"
+        save_artifact(synthetic_catalog(), synthetic)
+        results["synthetic 100,000 items × 64 dims"] = measure(synthetic)
+        if args.artifact:
+            from tailor.recommender import Recommender
+
+            folder = Path(tmp) / "given"
+            save_artifact(Recommender.load(args.artifact), folder)
+            results[f"artifact {args.artifact}"] = measure(folder)
+    (RESULTS / "serving.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = ["| RecommendFunction handler, k=10 | warm p50 | warm p99 | cold start (import + load) | "
+             "TensorFlow scorer cold start |", "|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['cold_start_numpy_s']} s | "
+                     f"{r['cold_start_tensorflow_s']} s |")
+    (RESULTS / "serving.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
