@@ -36,6 +36,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .artifacts import read_files, write_files
 from .errors import NotFound, Unavailable
 from .text import TokenizerConfig, encode_batch
 
@@ -196,18 +197,11 @@ class RecommenderArtifact:
         return cls(arrays, config)
 
     def save(self, directory: str | os.PathLike) -> None:
-        os.makedirs(directory, exist_ok=True)
-        for name, data in self.to_files().items():
-            with open(os.path.join(directory, name), "wb") as handle:
-                handle.write(data)
+        write_files(directory, self.to_files())
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "RecommenderArtifact":
-        files = {}
-        for name in ARTIFACT_FILES:
-            with open(os.path.join(directory, name), "rb") as handle:
-                files[name] = handle.read()
-        return cls.from_files(files)
+        return cls.from_files(read_files(directory, ARTIFACT_FILES))
 
 
 # --------------------------------------------------------------------------- scorer
