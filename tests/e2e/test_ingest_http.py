@@ -60,7 +60,7 @@ def test_batch_limit_and_clear_errors(client):
 
 
 def test_routes_of_later_releases_say_so(client):
-    for method, path in [("GET", "/v1/users/u1/recommendations"), ("GET", "/v1/segments"),
+    for method, path in [("GET", "/v1/users/u1/profile"), ("GET", "/v1/segments"),
                          ("POST", "/v1/audiences")]:
         status, body = client.request(method, path, {} if method == "POST" else None)
         assert status == 501 and "not available" in body["error"]["message"], (path, body)
