@@ -10,8 +10,9 @@ by side, plus serving cost (protocol P1 style): batch throughput, warm latency a
 Each split runs Tailor's model (``train_sentiment`` on the training part only — its own
 validation split, early stopping and mixture choice come from that part — then the exported
 NumPy scorer labels the test part by its most probable class) and the baselines: VADER
-(compound >= 0 is positive; English only) and TF-IDF + logistic regression (word 1-2 grams,
-C=4 for S1/S2; character 1-3 grams with scikit-learn's default C=1 for S3).
+(compound >= 0 is positive; English only) and TF-IDF + logistic regression with C=4 (word 1-2
+grams for S1/S2; character 1-3 grams for S3 — C=4 reproduces the protocol's 0.900 anchor within
+0.003, scikit-learn's default C=1 gives 0.881).
 
 Serving, with the model trained for S2: warm batch throughput on the 872 SST-2 dev sentences and
 warm latency per call of 1 and of 100 texts, in a spawned interpreter that has only NumPy and
@@ -123,11 +124,11 @@ def tfidf_lr_accuracy(train_texts, train_y, test_texts, test_y, *, chinese: bool
     from sklearn.linear_model import LogisticRegression
 
     if chinese:
-        vectorizer, c = TfidfVectorizer(analyzer="char", ngram_range=(1, 3)), 1.0
+        vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3))
     else:
-        vectorizer, c = TfidfVectorizer(ngram_range=(1, 2)), 4.0
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2))
     features = vectorizer.fit_transform(train_texts)
-    model = LogisticRegression(C=c, max_iter=5000).fit(features, train_y)
+    model = LogisticRegression(C=4.0, max_iter=5000).fit(features, train_y)
     return float(np.mean(model.predict(vectorizer.transform(test_texts)) == test_y))
 
 

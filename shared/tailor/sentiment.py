@@ -4,17 +4,17 @@ A :class:`SentimentArtifact` is what training exports: a ``.npz`` of weights and
 config (tokenizer settings, class names, neutral threshold, model version). A
 :class:`SentimentScorer` turns a batch of texts into labels, scores and probabilities.
 
-The model (see ``tailor.training.sentiment``) is a bag of n-gram features — each text is the
-*set* of its n-gram keys found in the vocabulary (``tailor.text``) — feeding two parts whose
-logits add up:
+The model (trained by ``tailor.training.sentiment``) reads a text as the *set* of its n-gram
+keys that are in the vocabulary (``tailor.text``), and has two linear heads over them:
 
-- a Naive-Bayes-weighted linear part: each feature contributes one row of ``nb_table``
-  (per class); rows are summed;
-- an embedding-bag part: the mean of the features' ``embedding`` rows, times ``kernel``.
+- head 0 sums one ``nb_table`` row per feature (Naive-Bayes-weighted logistic regression);
+- head 1 sums ``idf_table`` rows and divides by the text's idf norm ``sqrt(Σ idf²)`` (TF-IDF
+  logistic regression on binary features).
 
-Scoring a batch is vectorised: the texts' feature rows are concatenated into one index array
-(CSR-like, with ``row_splits``), the per-text sums come from ``np.add.reduceat`` over the
-gathered rows, and one small matrix product finishes the embedding part.
+The class probabilities are ``head_weights[0] * softmax(head 0) + head_weights[1] *
+softmax(head 1)``. Scoring a batch is vectorised: the texts' feature rows form one CSR-like
+index array, a single gather plus ``np.add.reduceat`` gives every per-text sum, and the rest
+is elementwise arithmetic on ``[n_texts, n_classes]`` arrays.
 
 Output per text (in input order)::
 
@@ -24,12 +24,13 @@ Output per text (in input order)::
      "language": "en" | "zh" | "mixed" | "und"}
 
 ``label`` is ``NEUTRAL`` when the neutral class has the highest probability (3-class models)
-or when the highest probability is below ``neutral_threshold`` (the model is not confident).
-Empty or whitespace-only text gets ``NEUTRAL``, score 0, probabilities ``{0, 0, 1}`` and
-``"note": "empty text"`` — there is nothing to score, and saying "neutral" is the answer that
-affects aggregates (mean score, share positive) least. A non-empty text with no known feature
-(e.g. a language the model never saw) is scored normally: the model falls back to its bias,
-which usually lands under the threshold and so reads as ``NEUTRAL``.
+or when the highest probability is below ``neutral_threshold`` (default 0.6: the model is not
+confident). A 2-class model reports ``neutral`` probability 0. Empty or whitespace-only text
+gets ``NEUTRAL``, score 0, probabilities ``{positive 0, negative 0, neutral 1}``, language
+``und`` and ``"note": "empty text"`` — there is nothing to score, and neutral is the answer
+that moves aggregates (mean score, share positive) least. A non-empty text with no known
+feature (e.g. in a language the model never saw) is scored normally: the model falls back to
+its biases, which usually lands under the threshold and so reads as ``NEUTRAL``.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ FORMAT_VERSION = 1
 CLASS_NAMES = ("negative", "neutral", "positive")
 DEFAULT_NEUTRAL_THRESHOLD = 0.6
 EMPTY_NOTE = "empty text"
-_WEIGHT_NAMES = ("vocabulary", "nb_table", "idf", "idf_table", "bias")
+_WEIGHT_NAMES = ("vocabulary", "nb_table", "idf", "idf_table", "bias", "head_weights")
 
 
 @dataclass
@@ -65,6 +66,7 @@ class SentimentArtifact:
     - ``idf``: ``float32[n_features]`` and ``idf_table``: ``float32[n_features, n_classes]``
       (idf times weight) for head 1
     - ``bias``: ``float32[2, n_classes]``, one row per head
+    - ``head_weights``: ``float32[2]``, the heads' shares of the probability mixture
     """
 
     vocabulary: np.ndarray
@@ -72,6 +74,7 @@ class SentimentArtifact:
     idf: np.ndarray
     idf_table: np.ndarray
     bias: np.ndarray
+    head_weights: np.ndarray
     classes: tuple[str, ...]
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     neutral_threshold: float = DEFAULT_NEUTRAL_THRESHOLD
@@ -90,12 +93,15 @@ class SentimentArtifact:
             "idf": (n_features,),
             "idf_table": (n_features, n_classes),
             "bias": (2, n_classes),
+            "head_weights": (2,),
         }
         for name, shape in expected.items():
             if getattr(self, name).shape != shape:
                 raise ValueError(f"{name} has shape {getattr(self, name).shape}, expected {shape}")
         if n_features > 1 and np.any(self.vocabulary[1:] <= self.vocabulary[:-1]):
             raise ValueError("vocabulary must be sorted and free of duplicates")
+        if np.any(self.head_weights < 0) or not np.isclose(self.head_weights.sum(), 1.0):
+            raise ValueError(f"head_weights must be non-negative and sum to 1, got {self.head_weights}")
         if not 0.0 <= self.neutral_threshold <= 1.0:
             raise ValueError("neutral_threshold must be within [0, 1]")
 
@@ -168,6 +174,7 @@ class SentimentScorer:
         self._idf_squared = artifact.idf.astype(np.float64) ** 2
         self._idf_table = artifact.idf_table.astype(np.float64)
         self._bias = artifact.bias.astype(np.float64)
+        self._head_weights = artifact.head_weights.astype(np.float64)
         self._column = {name: index for index, name in enumerate(self.classes)}
 
     @classmethod
@@ -181,21 +188,7 @@ class SentimentScorer:
     def feature_rows(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Vocabulary rows of each text's distinct known features, CSR-like ``(rows, row_splits)``."""
         keys, key_splits = encode_batch(texts, self.artifact.tokenizer)
-        n_texts = len(key_splits) - 1
-        text_of_key = np.repeat(np.arange(n_texts, dtype=np.int64), np.diff(key_splits))
-        vocabulary = self._vocabulary
-        if len(vocabulary) == 0 or len(keys) == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(n_texts + 1, dtype=np.int64)
-        rows = np.searchsorted(vocabulary, keys)
-        rows[rows == len(vocabulary)] = 0
-        known = vocabulary[rows] == keys
-        # A feature counts once per text (binary bag), so deduplicate (text, row) pairs;
-        # np.unique also sorts them by text, which the CSR layout needs.
-        pairs = np.unique(text_of_key[known] * len(vocabulary) + rows[known])
-        text_of_row, rows = np.divmod(pairs, len(vocabulary))
-        row_splits = np.zeros(n_texts + 1, dtype=np.int64)
-        np.cumsum(np.bincount(text_of_row, minlength=n_texts), out=row_splits[1:])
-        return rows, row_splits
+        return rows_of_keys(self._vocabulary, keys, key_splits)
 
     def head_logits(self, rows: np.ndarray, row_splits: np.ndarray) -> np.ndarray:
         """``float64[n_texts, 2, n_classes]``: the logits of both heads for CSR feature rows."""
@@ -215,10 +208,10 @@ class SentimentScorer:
         return np.stack([nb_logits, idf_logits], axis=1) + self._bias
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """``float64[n_texts, n_classes]`` class probabilities, columns in ``self.classes`` order:
-        the average of the two heads' softmax probabilities."""
+        """``float64[n_texts, n_classes]`` class probabilities, columns in ``self.classes`` order."""
         rows, row_splits = self.feature_rows(texts)
-        return _softmax(self.head_logits(rows, row_splits)).mean(axis=1)
+        head_probabilities = softmax(self.head_logits(rows, row_splits))
+        return np.einsum("thc,h->tc", head_probabilities, self._head_weights)
 
     def score(self, texts: Sequence[str]) -> list[dict]:
         """Label, score, probabilities and language of each text, in input order."""
@@ -263,6 +256,46 @@ class SentimentScorer:
         return results
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` via a sort: NumPy 2.4's ``np.unique`` hashes, and on millions of
+    large integers that is ~100x slower than sorting."""
+    ordered = np.sort(values)
+    if len(ordered) < 2:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
+def sorted_positions(sorted_values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(sorted_values, keys)``, several times faster on large inputs: binary
+    searches for sorted keys walk memory in order instead of missing the cache every time."""
+    order = np.argsort(keys)
+    positions = np.empty(len(keys), dtype=np.int64)
+    positions[order] = np.searchsorted(sorted_values, keys[order])
+    return positions
+
+
+def rows_of_keys(vocabulary: np.ndarray, keys: np.ndarray, key_splits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map CSR feature keys to rows of a sorted ``vocabulary``, dropping unknown keys and
+    repeats within a text (a feature counts once per text: a binary bag of n-grams)."""
+    n_texts = len(key_splits) - 1
+    if len(vocabulary) == 0 or len(keys) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(n_texts + 1, dtype=np.int64)
+    text_of_key = np.repeat(np.arange(n_texts, dtype=np.int64), np.diff(key_splits))
+    rows = sorted_positions(vocabulary, keys)
+    rows[rows == len(vocabulary)] = 0
+    known = vocabulary[rows] == keys
+    # Deduplicating (text, row) pairs packed into one int64 also sorts them by text, which
+    # the CSR layout needs.
+    pairs = sorted_unique(text_of_key[known] * len(vocabulary) + rows[known])
+    text_of_row, rows = np.divmod(pairs, len(vocabulary))
+    row_splits = np.zeros(n_texts + 1, dtype=np.int64)
+    np.cumsum(np.bincount(text_of_row, minlength=n_texts), out=row_splits[1:])
+    return rows, row_splits
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
     exp = np.exp(logits - logits.max(axis=-1, keepdims=True, initial=-np.inf))
     return exp / exp.sum(axis=-1, keepdims=True)

@@ -1,35 +1,43 @@
-"""Train the review-sentiment model with Keras and export it for the NumPy scorer.
+"""Train the review-sentiment model with Keras 3 and export it for the NumPy scorer.
 
-The model, factored like TensorFlow Recommenders:
+The model is factored like TensorFlow Recommenders:
 
-- :class:`BagOfNgramsTower` (the text tower) maps a text's features to class logits. A text is
-  the *set* of its n-gram keys (``tailor.text``) that are in the training vocabulary, given as
-  padded vocabulary rows (0 = padding). Two parts add their logits:
+- :class:`BagOfNgramsTower` (the text tower) maps a text's features to the logits of two heads.
+  A text is the *set* of its n-gram keys (``tailor.text``) found in the training vocabulary,
+  given as padded vocabulary rows (0 = padding).
 
-  * **NB-weighted linear part** (NBSVM/NBLR, Wang & Manning 2012): each feature ``f`` has fixed
-    log-count ratios ``r[f, c]`` (class ``c`` against the rest, from the training split) and a
-    trainable weight ``w[f, c]``; it contributes ``r[f, c] * (nb_prior + w[f, c])``. With
-    ``w = 0`` this is Naive Bayes scaled by ``nb_prior``; L2 on ``w`` pulls the model towards
-    that prior, which is what makes NB-weighting work well on small sentiment corpora.
-  * **Embedding bag** (fastText-style): the mean of the features' embedding rows, times a
-    kernel. It shares strength between related n-grams that the linear part treats apart.
+  * **head 0, NB-weighted sum** (NBLR, Wang & Manning 2012): feature ``f`` has fixed Naive
+    Bayes log-count ratios ``r[f, c]`` (class ``c`` against the rest, from the training split)
+    and a trained weight ``w[f, c]``; the head sums ``r * w`` over the text's features. After
+    training, ``w`` may be interpolated towards its mean magnitude (NBSVM's β), which mixes
+    the trained model with plain Naive Bayes.
+  * **head 1, idf-weighted and length-normalised**: ``Σ_f idf[f] * v[f] / sqrt(Σ_f idf[f]²)``,
+    a TF-IDF logistic regression on binary features.
 
-- :class:`SentimentTask` owns the loss (softmax cross-entropy) and the metrics.
-- :class:`SentimentModel` joins them and implements ``compute_loss``; Keras' ``fit`` is the one
-  training loop (:func:`_fit`), used for the validation run and for the final refit.
+  Head 0 grows with the number of features (confident on long texts), head 1 does not; their
+  errors differ, so the served probabilities are a weighted mixture of the two heads'
+  softmax probabilities.
+- :class:`SentimentTask` owns the loss (softmax cross-entropy of each head, summed: each head
+  is a model in its own right) and the metric (accuracy of the mixture).
+- :class:`SentimentModel` joins tower and task and implements ``compute_loss``; Keras ``fit``
+  driven by :func:`_fit` is the one training loop, used for the validation run and the refit.
 
-:func:`train_sentiment` holds out a stratified validation split, trains until validation
-loss stops improving (early stopping restores the best epoch), reports validation metrics
-(accuracy, macro-F1, calibration), then by default refits on all the data for the number of
-epochs that was best and exports the refit model. Only the training data ever chooses
-anything: the epoch count comes from the validation split of the data passed in.
+:func:`train_sentiment` holds out a stratified validation split of the data it is given,
+trains until validation accuracy stops improving (restoring the best epoch), picks the NBSVM
+interpolation and the head mixture on that split from small fixed grids, reports validation
+metrics (accuracy, macro-F1, calibration), then by default refits on all the data for the best
+number of epochs and exports the refit model. Only the data passed in ever chooses anything.
+
+Hyperparameter defaults (learning rate, L2, feature dropout, grids) were chosen on validation
+splits carved out of training data (never on a benchmark's test fold).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+import warnings
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -37,10 +45,19 @@ import numpy as np
 import keras
 from keras import ops
 
-from ..sentiment import CLASS_NAMES, DEFAULT_NEUTRAL_THRESHOLD, SentimentArtifact, SentimentScorer
+from ..sentiment import (
+    CLASS_NAMES,
+    DEFAULT_NEUTRAL_THRESHOLD,
+    SentimentArtifact,
+    SentimentScorer,
+    rows_of_keys,
+    softmax,
+    sorted_positions,
+    sorted_unique,
+)
 from ..text import TokenizerConfig, encode_batch
 
-LABELS = CLASS_NAMES  # "negative", "neutral", "positive"
+LABELS = CLASS_NAMES  # ("negative", "neutral", "positive")
 Progress = Callable[[str], None]
 
 
@@ -56,7 +73,7 @@ def labels_from_ratings(ratings: Iterable[float | int | None]) -> list[str | Non
     """
     labels: list[str | None] = []
     for index, rating in enumerate(ratings):
-        if rating is None or (isinstance(rating, float) and math.isnan(rating)):
+        if rating is None:
             labels.append(None)
             continue
         if isinstance(rating, bool) or not isinstance(rating, (int, float, np.integer, np.floating)):
@@ -80,22 +97,28 @@ def labels_from_ratings(ratings: Iterable[float | int | None]) -> list[str | Non
 
 @dataclass(frozen=True)
 class SentimentTrainingConfig:
-    """Hyperparameters. Defaults were chosen on validation splits carved out of training data."""
+    """Hyperparameters (defaults chosen on validation splits of training data)."""
 
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     min_count: int = 2  # keep n-grams found in at least this many training texts
     nb_alpha: float = 1.0  # Laplace smoothing of the NB log-count ratios
-    nb_prior: float = 0.1
     nb_l2: float = 3e-4
     idf_l2: float = 2e-5
-    feature_dropout: float = 0.0
+    # Head 1's logits are scaled by this constant: with Adam (steps of ~learning_rate per
+    # weight) it gives the length-normalised head the larger effective step size it needs.
+    idf_scale: float = 3.0
+    feature_dropout: float = 0.3  # drop this share of a text's features at each training step
     learning_rate: float = 1e-2
-    batch_size: int = 128
+    batch_size: int = 128  # at least; large corpora use larger batches (max_steps_per_epoch)
+    max_steps_per_epoch: int = 120
     max_batch_features: int = 65_536  # long texts go in smaller batches
     max_epochs: int = 20
-    patience: int = 3
-    monitor: str = "val_accuracy"  # what early stopping watches: "val_loss" or "val_accuracy"
+    patience: int = 2
     refit: bool = True
+    # Chosen on the validation split: NBSVM interpolation β of head 0 (1 = none) and the
+    # weight of head 0 in the probability mixture.
+    nb_interpolations: tuple[float, ...] = (1.0, 0.5, 0.25)
+    head_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     neutral_threshold: float = DEFAULT_NEUTRAL_THRESHOLD
     # The neutral class is learned only when there is enough of it; otherwise neutral
     # examples are left out and NEUTRAL comes from the confidence threshold alone.
@@ -109,7 +132,7 @@ class SentimentTrainingResult:
     model: "SentimentModel"  # the fitted Keras model the artifact was exported from
     artifact: SentimentArtifact
     metrics: dict
-    history: list[dict]
+    history: list[dict]  # one entry per epoch: stage, epoch, loss, accuracy, val_* ...
 
 
 # --------------------------------------------------------------------------- features
@@ -123,56 +146,47 @@ class FeatureSpace:
         self.tokenizer = tokenizer
 
     @classmethod
-    def fit(cls, texts: Sequence[str], tokenizer: TokenizerConfig, min_count: int) -> "FeatureSpace":
+    def fit_transform(cls, texts: Sequence[str], tokenizer: TokenizerConfig,
+                      min_count: int) -> tuple["FeatureSpace", np.ndarray, np.ndarray]:
+        """Keep the n-grams found in at least ``min_count`` texts; return the space and the
+        texts' rows (as :meth:`rows`)."""
         keys, splits = encode_batch(texts, tokenizer)
-        text_of_key = np.repeat(np.arange(len(texts)), np.diff(splits))
-        # Document frequency: count each key once per text.
-        pairs = np.unique(np.stack([text_of_key.astype(np.uint64), keys], axis=1), axis=0)
-        unique_keys, document_frequency = np.unique(pairs[:, 1], return_counts=True)
-        return cls(unique_keys[document_frequency >= min_count], tokenizer)
+        unique_keys = sorted_unique(keys)
+        key_ids = sorted_positions(unique_keys, keys)
+        n_keys = max(len(unique_keys), 1)
+        text_of_key = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(splits))
+        # Document frequency: each key counts once per text.
+        distinct = sorted_unique(text_of_key * n_keys + key_ids)
+        document_frequency = np.bincount(distinct % n_keys, minlength=len(unique_keys))
+        space = cls(unique_keys[document_frequency >= min_count], tokenizer)
+        rows, row_splits = rows_of_keys(space.vocabulary, keys, splits)
+        return space, rows + 1, row_splits
 
     def __len__(self) -> int:
         return len(self.vocabulary)
 
     def rows(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Each text's distinct known features as rows 1..n, CSR-like ``(rows, row_splits)``."""
-        scorer_rows, splits = _scorer_for(self).feature_rows(texts)
-        return scorer_rows + 1, splits
+        """Each text's distinct known features as rows 1..n, CSR-like ``(rows, row_splits)``:
+        the NumPy scorer's mapping (``rows_of_keys``), shifted by the padding row."""
+        rows, row_splits = rows_of_keys(self.vocabulary, *encode_batch(texts, self.tokenizer))
+        return rows + 1, row_splits
 
 
-def _scorer_for(space: FeatureSpace) -> SentimentScorer:
-    """A weightless scorer, to reuse its exact feature-row mapping (training == serving)."""
-    n, classes = len(space.vocabulary), ("negative", "positive")
-    artifact = SentimentArtifact(
-        vocabulary=space.vocabulary,
-        nb_table=np.zeros((n, 2), np.float32),
-        idf=np.zeros(n, np.float32),
-        idf_table=np.zeros((n, 2), np.float32),
-        bias=np.zeros((2, 2), np.float32),
-        classes=classes,
-        tokenizer=space.tokenizer,
-    )
-    return SentimentScorer(artifact)
+def nb_log_count_ratios(rows: np.ndarray, row_splits: np.ndarray, y: np.ndarray, n_rows: int,
+                        n_classes: int, alpha: float) -> np.ndarray:
+    """``r[f, c] = log(p_c(f) / p_rest(f))``, shape ``(n_rows, n_classes)``; row 0 is zeros.
 
-
-def nb_log_count_ratios(
-    rows: np.ndarray, row_splits: np.ndarray, y: np.ndarray, n_rows: int, n_classes: int, alpha: float
-) -> np.ndarray:
-    """``r[f, c] = log(p_c(f) / p_rest(f))`` with Laplace smoothing; shape ``(n_rows, n_classes)``.
-
-    ``p_c(f)`` is the smoothed share of class-``c`` feature occurrences that are ``f``
-    (binary counts). Row 0 (padding) is all zeros.
+    ``p_c(f)`` is the Laplace-smoothed share of class-``c`` feature occurrences (binary
+    counts) that are feature ``f``; ``p_rest`` the same over the other classes.
     """
     text_of_row = np.repeat(np.arange(len(row_splits) - 1), np.diff(row_splits))
     counts = np.zeros((n_rows, n_classes))
     np.add.at(counts, (rows, y[text_of_row]), 1.0)
     ratios = np.zeros((n_rows, n_classes))
     for c in range(n_classes):
-        inside = counts[:, c] + alpha
-        outside = counts.sum(axis=1) - counts[:, c] + alpha
-        inside[0] = outside[0] = alpha  # padding row: neutral
-        ratios[:, c] = np.log(inside / inside[1:].sum()) - np.log(outside / outside[1:].sum())
-    ratios[0] = 0.0
+        inside = counts[1:, c] + alpha
+        outside = counts[1:].sum(axis=1) - counts[1:, c] + alpha
+        ratios[1:, c] = np.log(inside / inside.sum()) - np.log(outside / outside.sum())
     return ratios.astype(np.float32)
 
 
@@ -185,13 +199,18 @@ def inverse_document_frequency(rows: np.ndarray, n_texts: int, n_rows: int) -> n
 
 
 class FeatureBatches:
-    """Padded feature-row batches as a ``tf.data.Dataset``: texts of similar length share a
-    batch, long texts go in smaller batches (``max_batch_features``), and padded lengths are
-    powers of two so that the compiled training step sees few distinct shapes. Shuffled
-    batches are re-planned every epoch."""
+    """Padded feature-row batches as a ``tf.data.Dataset``.
 
-    def __init__(self, rows, row_splits, y=None, *, batch_size=128, max_batch_features=65_536,
-                 shuffle=False, seed=0):
+    Texts of similar length share a batch (sorted inside shuffled chunks), long texts go in
+    smaller batches (``max_batch_features``), and padded lengths are powers of four so that
+    the compiled training step sees few distinct shapes. Shuffled batches are re-planned
+    every epoch; unshuffled ones keep their plan, and :meth:`order` says which text each
+    output row belongs to.
+    """
+
+    def __init__(self, rows: np.ndarray, row_splits: np.ndarray, y: np.ndarray | None = None, *,
+                 batch_size: int = 128, max_batch_features: int = 65_536, shuffle: bool = False,
+                 seed: int = 0):
         self.rows, self.row_splits, self.y = rows, row_splits, y
         self.batch_size, self.max_batch_features = batch_size, max_batch_features
         self.shuffle = shuffle
@@ -202,7 +221,6 @@ class FeatureBatches:
     def _plan(self) -> list[np.ndarray]:
         n = len(self.lengths)
         order = self.rng.permutation(n) if self.shuffle else np.arange(n)
-        # Sort by length inside chunks of 50 batches: similar lengths, still shuffled overall.
         chunk = self.batch_size * 50
         batches = []
         for start in range(0, n, chunk):
@@ -211,38 +229,23 @@ class FeatureBatches:
             i = 0
             while i < len(part):
                 size = self.batch_size
+                # Halve the batch until its longest text fits the feature budget.
                 while size > 1 and size * _padded_length(self.lengths[part[min(i + size, len(part)) - 1]]) > self.max_batch_features:
                     size //= 2
                 batches.append(part[i : i + size])
                 i += size
         if self.shuffle:
             self.rng.shuffle(batches)
-        elif n:
-            # Keep the original order for prediction (outputs must line up with inputs).
-            batches = [np.sort(b) for b in batches]
-            batches.sort(key=lambda b: b[0])
         return batches
 
     def __len__(self) -> int:
         return len(self.batches)
 
-    def dataset(self):
-        import tensorflow as tf
+    def order(self) -> np.ndarray:
+        """Text index of each output row when predicting."""
+        return np.concatenate(self.batches) if self.batches else np.zeros(0, dtype=np.int64)
 
-        def generate():
-            if self.shuffle:
-                self.batches = self._plan()
-            for index in range(len(self.batches)):
-                yield self._batch(index)
-
-        rows_spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
-        if self.y is None:
-            signature = (rows_spec,)
-        else:
-            signature = (rows_spec, tf.TensorSpec(shape=(None,), dtype=tf.int32))
-        return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)
-
-    def _batch(self, index):
+    def _batch(self, index: int):
         members = self.batches[index]
         lengths = self.lengths[members]
         padded = np.zeros((len(members), _padded_length(lengths.max(initial=1))), dtype=np.int32)
@@ -253,32 +256,40 @@ class FeatureBatches:
             return (padded,)
         return padded, self.y[members].astype(np.int32)
 
+    def dataset(self):
+        import tensorflow as tf  # the Keras backend; only ever imported in training
+
+        def generate():
+            if self.shuffle:
+                self.batches = self._plan()
+            for index in range(len(self.batches)):
+                yield self._batch(index)
+
+        rows_spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
+        signature = (rows_spec,) if self.y is None else (rows_spec, tf.TensorSpec(shape=(None,), dtype=tf.int32))
+        return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)
+
 
 def _padded_length(length: int) -> int:
-    return max(8, 1 << int(max(length, 1) - 1).bit_length())
+    """16, 64, 256, ...: every new batch shape costs Keras a re-trace (~1 s), so keep them few."""
+    padded = 16
+    while padded < length:
+        padded *= 4
+    return padded
 
 
 # --------------------------------------------------------------------------- model
 
 
 class BagOfNgramsTower(keras.layers.Layer):
-    """Text tower: padded feature rows ``int32[batch, length]`` (0 = padding) → logits of two
-    heads, ``float32[batch, 2, n_classes]``.
+    """Text tower: padded feature rows ``int32[batch, length]`` (0 = padding) → the logits of
+    both heads, ``float32[batch, 2, n_classes]`` (see the module docstring)."""
 
-    - head 0, **NB-weighted sum**: ``Σ_f r[f] * (nb_prior + w[f])`` — grows with the number of
-      features, so long texts give confident answers;
-    - head 1, **idf-weighted, length-normalised**: ``Σ_f idf[f] * v[f] / sqrt(Σ_f idf[f]²)``
-      (a TF-IDF logistic regression on binary features) — does not grow with length.
-
-    Their errors differ (on long Chinese reviews especially), so the model averages their
-    probabilities; each head is trained with its own loss (see :class:`SentimentTask`).
-    """
-
-    def __init__(self, nb_ratios: np.ndarray, idf: np.ndarray, *, nb_prior: float, nb_l2: float,
-                 idf_l2: float, feature_dropout: float, seed: int = 0, **kwargs):
+    def __init__(self, nb_ratios: np.ndarray, idf: np.ndarray, *, nb_l2: float, idf_l2: float,
+                 idf_scale: float, feature_dropout: float, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         n_rows, n_classes = nb_ratios.shape
-        self.nb_prior = nb_prior
+        self.idf_scale = idf_scale
         self.feature_dropout = feature_dropout
         constant = keras.initializers.Constant
         self.nb_ratio = self.add_weight(name="nb_ratio", shape=(n_rows, n_classes),
@@ -289,6 +300,11 @@ class BagOfNgramsTower(keras.layers.Layer):
         self.idf_weight = self.add_weight(name="idf_weight", shape=(n_rows, n_classes), initializer="zeros",
                                           regularizer=keras.regularizers.L2(idf_l2))
         self.bias = self.add_weight(name="bias", shape=(2, n_classes), initializer="zeros")
+        # Set after training (interpolate, set_head_weight); fixed while training.
+        self.nb_mix = self.add_weight(name="nb_mix", shape=(), initializer="ones", trainable=False)
+        self.nb_mean = self.add_weight(name="nb_mean", shape=(n_classes,), initializer="zeros", trainable=False)
+        self.head_weight = self.add_weight(name="head_weight", shape=(), trainable=False,
+                                           initializer=constant(0.5))
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, rows, training=False):
@@ -296,44 +312,59 @@ class BagOfNgramsTower(keras.layers.Layer):
         if training and self.feature_dropout > 0:
             keep = keras.random.uniform(ops.shape(rows), seed=self.seed_generator) >= self.feature_dropout
             present = present * ops.cast(keep, "float32")
-        mask = ops.expand_dims(present, -1)
-        ratio = ops.take(self.nb_ratio, rows, axis=0)
-        nb_weight = ops.take(self.nb_weight, rows, axis=0)
-        nb_logits = ops.sum(ratio * (self.nb_prior + nb_weight) * mask, axis=1)
+        nb_weight = self.nb_mix * ops.take(self.nb_weight, rows, axis=0) + (1.0 - self.nb_mix) * self.nb_mean
+        ratio = ops.take(self.nb_ratio, rows, axis=0)  # zero for padding
+        nb_logits = ops.sum(ratio * nb_weight * ops.expand_dims(present, -1), axis=1)
         idf = ops.take(self.idf, rows, axis=0) * present
         norm = ops.sqrt(ops.maximum(ops.sum(idf * idf, axis=1, keepdims=True), 1e-12))
         idf_weight = ops.take(self.idf_weight, rows, axis=0)
-        idf_logits = ops.sum(ops.expand_dims(idf, -1) * idf_weight, axis=1) / norm
+        idf_logits = ops.sum(ops.expand_dims(idf, -1) * idf_weight, axis=1) * (self.idf_scale / norm)
         return ops.stack([nb_logits, idf_logits], axis=1) + self.bias
 
+    def interpolate(self, mix: float) -> None:
+        """NBSVM interpolation (Wang & Manning 2012, β = ``mix``): ``w ← β w + (1 - β) mean|w|``
+        in head 0 — a blend of the trained weights with plain Naive Bayes. 1 undoes it."""
+        weights = keras.ops.convert_to_numpy(self.nb_weight)[1:]
+        self.nb_mean.assign(np.abs(weights).mean(axis=0) if len(weights) else np.zeros(weights.shape[1]))
+        self.nb_mix.assign(mix)
+
+    def set_head_weight(self, weight: float) -> None:
+        self.head_weight.assign(weight)
+
     def export(self) -> dict[str, np.ndarray]:
-        """Weights for the NumPy scorer (folded per feature), without the padding row."""
+        """Weights for the NumPy scorer, folded per feature, without the padding row."""
         numpy = keras.ops.convert_to_numpy
+        mix = float(numpy(self.nb_mix))
+        nb_weight = mix * numpy(self.nb_weight)[1:] + (1.0 - mix) * numpy(self.nb_mean)
         idf = numpy(self.idf)[1:]
+        head_weight = float(numpy(self.head_weight))
         return {
-            "nb_table": (numpy(self.nb_ratio)[1:] * (self.nb_prior + numpy(self.nb_weight)[1:])).astype(np.float32),
+            "nb_table": (numpy(self.nb_ratio)[1:] * nb_weight).astype(np.float32),
             "idf": idf.astype(np.float32),
-            "idf_table": (idf[:, None] * numpy(self.idf_weight)[1:]).astype(np.float32),
+            "idf_table": (self.idf_scale * idf[:, None] * numpy(self.idf_weight)[1:]).astype(np.float32),
             "bias": numpy(self.bias).astype(np.float32),
+            "head_weights": np.array([head_weight, 1.0 - head_weight], dtype=np.float32),
         }
 
 
-def head_probabilities(logits):
-    """Average of the heads' softmax probabilities: ``[batch, heads, C]`` → ``[batch, C]``."""
-    return ops.mean(ops.softmax(logits, axis=-1), axis=1)
+def mixture_probabilities(head_logits, head_weight):
+    """``head_weight * softmax(head 0) + (1 - head_weight) * softmax(head 1)``: ``[batch, C]``."""
+    probabilities = ops.softmax(head_logits, axis=-1)
+    return head_weight * probabilities[:, 0] + (1.0 - head_weight) * probabilities[:, 1]
 
 
-class _EnsembleAccuracy(keras.metrics.Metric):
-    """Accuracy of the averaged head probabilities (what the scorer serves)."""
+class MixtureAccuracy(keras.metrics.Metric):
+    """Accuracy of the head mixture, i.e. of what the scorer serves."""
 
-    def __init__(self, name="accuracy", **kwargs):
+    def __init__(self, tower: BagOfNgramsTower, name="accuracy", **kwargs):
         super().__init__(name=name, **kwargs)
+        self.tower = tower
         self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
         self.total = self.add_variable(shape=(), initializer="zeros", name="total")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        predicted = ops.argmax(head_probabilities(y_pred), axis=-1)
-        hits = ops.cast(ops.equal(ops.cast(ops.reshape(y_true, (-1,)), "int32"), ops.cast(predicted, "int32")), "float32")
+        predicted = ops.argmax(mixture_probabilities(y_pred, self.tower.head_weight), axis=-1)
+        hits = ops.cast(ops.equal(ops.reshape(ops.cast(y_true, "int32"), (-1,)), ops.cast(predicted, "int32")), "float32")
         self.correct.assign_add(ops.sum(hits))
         self.total.assign_add(ops.cast(ops.shape(hits)[0], "float32"))
 
@@ -346,33 +377,58 @@ class _EnsembleAccuracy(keras.metrics.Metric):
 
 
 class SentimentTask:
-    """The task: softmax cross-entropy on each head (summed), accuracy of their average."""
+    """Loss: softmax cross-entropy of each head, summed. Metric: accuracy of the mixture."""
 
     def __init__(self):
-        self.loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self.cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def compute_loss(self, labels, head_logits, sample_weight=None):
-        heads = ops.shape(head_logits)[1]
-        return sum(self.loss(labels, head_logits[:, head], sample_weight=sample_weight) for head in range(heads))
+        return (self.cross_entropy(labels, head_logits[:, 0], sample_weight=sample_weight)
+                + self.cross_entropy(labels, head_logits[:, 1], sample_weight=sample_weight))
 
-    def metrics(self) -> list:
-        return [_EnsembleAccuracy()]
+    def metrics(self, tower: BagOfNgramsTower) -> list:
+        return [MixtureAccuracy(tower)]
 
 
 class SentimentModel(keras.Model):
-    def __init__(self, tower: BagOfNgramsTower, task: SentimentTask, **kwargs):
+    """Tower + task. ``predict`` gives head logits; :meth:`probabilities` turns them into the
+    served class probabilities."""
+
+    def __init__(self, tower: BagOfNgramsTower, task: SentimentTask, feature_space: FeatureSpace,
+                 classes: Sequence[str], **kwargs):
         super().__init__(**kwargs)
         self.tower = tower
         self.task = task
+        self.feature_space = feature_space
+        self.classes = tuple(classes)
 
     def call(self, rows, training=False):
         return self.tower(rows, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss = self.task.compute_loss(y, y_pred, sample_weight)
-        if self.losses:  # weight regularisation declared by the tower
+        if self.losses:  # the tower's L2 penalties
             loss = loss + ops.sum(ops.stack(self.losses))
         return loss
+
+    def probabilities(self, head_logits) -> np.ndarray:
+        return keras.ops.convert_to_numpy(mixture_probabilities(head_logits, self.tower.head_weight))
+
+
+def keras_probabilities(model: SentimentModel, texts: Sequence[str]) -> np.ndarray:
+    """Class probabilities computed by the Keras model itself (``model.predict``), in input
+    order — what the parity test compares the NumPy scorer with."""
+    logits = _predict_head_logits(model, texts)
+    return model.probabilities(logits).astype(np.float64)
+
+
+def _predict_head_logits(model: SentimentModel, texts: Sequence[str]) -> np.ndarray:
+    rows, splits = model.feature_space.rows(texts)
+    batches = FeatureBatches(rows, splits, batch_size=512, max_batch_features=1 << 20)
+    logits = np.asarray(model.predict(batches.dataset(), verbose=0)) if len(batches) else np.zeros((0, 2, len(model.classes)))
+    ordered = np.empty_like(logits)
+    ordered[batches.order()] = logits
+    return ordered
 
 
 # --------------------------------------------------------------------------- training
@@ -391,33 +447,94 @@ class _ProgressLogger(keras.callbacks.Callback):
         entry.update({name: float(value) for name, value in logs.items()})
         self.history.append(entry)
         if self.progress:
-            parts = [f"{name} {logs[name]:.4f}" for name in ("loss", "accuracy", "val_loss", "val_accuracy") if name in logs]
-            self.progress(f"{self.stage} epoch {epoch + 1}/{self.epochs}: " + ", ".join(parts))
+            shown = [f"{name} {logs[name]:.4f}" for name in ("loss", "accuracy", "val_loss", "val_accuracy") if name in logs]
+            self.progress(f"{self.stage} epoch {epoch + 1}/{self.epochs}: " + ", ".join(shown))
 
 
-def _build_model(nb_ratios: np.ndarray, idf: np.ndarray, config: SentimentTrainingConfig, seed: int) -> SentimentModel:
+def _fit(model: SentimentModel, train: FeatureBatches, validation: FeatureBatches | None, *, epochs: int,
+         patience: int, progress: Progress | None, stage: str) -> list[dict]:
+    """The one training loop: Keras ``fit``; with a validation split, early stopping on
+    validation accuracy restores the best epoch."""
+    logger = _ProgressLogger(progress, stage, epochs)
+    callbacks: list = [logger]
+    if validation is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
+                                                       restore_best_weights=True))
+    with warnings.catch_warnings():
+        # The batches come from a generator of unknown length, which Keras reports on every
+        # epoch although it is what the generator is meant to do.
+        warnings.filterwarnings("ignore", message=".*ran out of data.*")
+        warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+        model.fit(train.dataset(), validation_data=validation.dataset() if validation is not None else None,
+                  epochs=epochs, callbacks=callbacks, verbose=0)
+    return logger.history
+
+
+def _train_once(texts: list[str], y: np.ndarray, classes: tuple[str, ...], config: SentimentTrainingConfig,
+                seed: int, epochs: int, stage: str, progress: Progress | None,
+                validation: tuple[list[str], np.ndarray] | None = None) -> tuple[SentimentModel, list[dict]]:
+    """Vocabulary, NB ratios, idf and a fitted Keras model for ``texts``."""
+    space, rows, splits = FeatureSpace.fit_transform(texts, config.tokenizer, config.min_count)
+    n_rows = len(space) + 1
     tower = BagOfNgramsTower(
-        nb_ratios, idf, nb_prior=config.nb_prior, nb_l2=config.nb_l2, idf_l2=config.idf_l2,
+        nb_log_count_ratios(rows, splits, y, n_rows, len(classes), config.nb_alpha),
+        inverse_document_frequency(rows, len(texts), n_rows),
+        nb_l2=config.nb_l2, idf_l2=config.idf_l2, idf_scale=config.idf_scale,
         feature_dropout=config.feature_dropout, seed=seed,
     )
     task = SentimentTask()
-    model = SentimentModel(tower, task)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), metrics=task.metrics())
-    return model
-
-
-def _fit(model, train: FeatureBatches, validation: FeatureBatches | None, *, epochs: int, patience: int,
-         monitor: str, progress: Progress | None, stage: str) -> list[dict]:
-    """The one training loop: Keras fit, with early stopping when there is a validation split."""
-    logger = _ProgressLogger(progress, stage, epochs)
-    callbacks = [logger]
+    model = SentimentModel(tower, task, space, classes)
+    batch_size = max(config.batch_size, math.ceil(len(texts) / config.max_steps_per_epoch))
+    batches = FeatureBatches(rows, splits, y, batch_size=batch_size, max_batch_features=config.max_batch_features,
+                             shuffle=True, seed=seed)
+    # Several steps per compiled call: the steps are small, so per-call overhead dominates.
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), metrics=task.metrics(tower),
+                  steps_per_execution=8)
+    validation_batches = None
     if validation is not None:
-        mode = "max" if "accuracy" in monitor else "min"
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
-                                                       restore_best_weights=True))
-    model.fit(train.dataset(), validation_data=validation.dataset() if validation else None,
-              epochs=epochs, callbacks=callbacks, verbose=0)
-    return logger.history
+        val_rows, val_splits = space.rows(validation[0])
+        validation_batches = FeatureBatches(val_rows, val_splits, validation[1], batch_size=512,
+                                            max_batch_features=config.max_batch_features * 4)
+    history = _fit(model, batches, validation_batches, epochs=epochs, patience=config.patience,
+                   progress=progress, stage=stage)
+    return model, history
+
+
+def _select_mixture(model: SentimentModel, texts: list[str], y: np.ndarray,
+                    config: SentimentTrainingConfig) -> tuple[float, float, list[dict]]:
+    """Pick NBSVM β and head-0 weight by validation accuracy (ties: lower log-loss).
+
+    Scored with the exported NumPy weights, which equal the Keras model (the parity test
+    proves it) and avoid re-tracing Keras' predict step for every candidate.
+    """
+    rows = None
+    table = []
+    for mix in config.nb_interpolations:
+        model.tower.interpolate(mix)
+        scorer = SentimentScorer(_export(model, config))
+        if rows is None:
+            rows = scorer.feature_rows(texts)
+        head_probabilities = softmax(scorer.head_logits(*rows))
+        for weight in config.head_weights:
+            probabilities = weight * head_probabilities[:, 0] + (1.0 - weight) * head_probabilities[:, 1]
+            accuracy = float(np.mean(probabilities.argmax(axis=1) == y))
+            log_loss = float(-np.mean(np.log(np.clip(probabilities[np.arange(len(y)), y], 1e-12, None))))
+            table.append({"nb_interpolation": mix, "head_weight": weight, "accuracy": accuracy, "log_loss": log_loss})
+    best = max(table, key=lambda row: (row["accuracy"], -row["log_loss"]))
+    return best["nb_interpolation"], best["head_weight"], table
+
+
+def _export(model: SentimentModel, config: SentimentTrainingConfig, model_version: str = "unversioned",
+            metadata: dict | None = None) -> SentimentArtifact:
+    return SentimentArtifact(
+        vocabulary=model.feature_space.vocabulary,
+        classes=model.classes,
+        tokenizer=model.feature_space.tokenizer,
+        neutral_threshold=config.neutral_threshold,
+        model_version=model_version,
+        metadata=metadata or {},
+        **model.tower.export(),
+    )
 
 
 def _stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -431,41 +548,19 @@ def _stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.nda
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(validation))
 
 
-def _choose_classes(labels: Sequence[str], config: SentimentTrainingConfig) -> tuple[str, ...]:
-    counts = {name: 0 for name in LABELS}
-    for index, label in enumerate(labels):
-        if label not in counts:
-            raise ValueError(f"label at position {index} is {label!r}, expected one of {', '.join(LABELS)}")
-        counts[label] += 1
+def _choose_classes(counts: dict[str, int], n_labelled: int, config: SentimentTrainingConfig) -> tuple[str, ...]:
     for needed in ("negative", "positive"):
         if counts[needed] == 0:
-            raise ValueError(f"no {needed} examples: sentiment training needs both positive and negative")
-    neutral_ok = counts["neutral"] >= config.neutral_min_count and counts["neutral"] >= config.neutral_min_share * len(labels)
-    return LABELS if neutral_ok else ("negative", "positive")
-
-
-def _train_once(texts, y, classes, config, seed, validation, progress, stage, epochs):
-    """Fit vocabulary, NB ratios and the Keras model on ``texts`` (one pass of the loop)."""
-    space = FeatureSpace.fit(texts, config.tokenizer, config.min_count)
-    rows, splits = space.rows(texts)
-    ratios = nb_log_count_ratios(rows, splits, y, len(space) + 1, len(classes), config.nb_alpha)
-    model = _build_model(ratios, inverse_document_frequency(rows, len(texts), len(space) + 1), config, seed)
-    batches = FeatureBatches(rows, splits, y, batch_size=config.batch_size,
-                             max_batch_features=config.max_batch_features, shuffle=True, seed=seed)
-    validation_batches = None
-    if validation is not None:
-        val_texts, val_y = validation
-        val_rows, val_splits = space.rows(val_texts)
-        validation_batches = FeatureBatches(val_rows, val_splits, val_y, batch_size=512,
-                                            max_batch_features=config.max_batch_features * 4)
-    history = _fit(model, batches, validation_batches, epochs=epochs, patience=config.patience,
-                   monitor=config.monitor, progress=progress, stage=stage)
-    return space, model, history
+            raise ValueError(f"no {needed} examples: sentiment training needs both positive and negative reviews")
+    neutral = counts["neutral"]
+    if neutral >= config.neutral_min_count and neutral >= config.neutral_min_share * n_labelled:
+        return LABELS
+    return ("negative", "positive")
 
 
 def train_sentiment(
     texts: Sequence[str],
-    labels: Sequence[str],
+    labels: Sequence[str | None],
     *,
     seed: int = 0,
     validation_fraction: float = 0.2,
@@ -475,96 +570,90 @@ def train_sentiment(
 ) -> SentimentTrainingResult:
     """Train on labelled texts; return the Keras model, the exported artifact and metrics.
 
-    ``labels`` are ``"positive"``, ``"negative"`` or ``"neutral"``. The model has 3 classes
-    when neutral examples are plentiful (``neutral_min_count`` and ``neutral_min_share``),
-    otherwise 2 and the neutral examples are not used (``metrics["dropped_neutral"]``).
-    ``progress`` receives one line per epoch (epoch, loss, validation accuracy).
+    ``labels`` are ``"positive"``, ``"negative"``, ``"neutral"`` or ``None`` (unlabelled: skipped,
+    e.g. a review without a rating from :func:`labels_from_ratings`). The model learns 3
+    classes when neutral examples are plentiful (``neutral_min_count`` and
+    ``neutral_min_share``); otherwise 2, and the neutral examples are left out. Blank texts
+    are left out too. ``progress`` receives one line per epoch (epoch, loss, accuracy,
+    validation accuracy).
+
+    ``metrics`` describe the model trained *without* the validation split, measured on it
+    (the mixture was chosen on that split too, so they are slightly optimistic); with
+    ``config.refit`` (the default) the exported model is then retrained on all the data.
     """
     config = config or SentimentTrainingConfig()
     texts, labels = list(texts), list(labels)
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
-    for index, text in enumerate(texts):
+    if not 0.0 < validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be between 0 and 1, got {validation_fraction}")
+    counts = {name: 0 for name in LABELS}
+    blank = 0
+    for index, (text, label) in enumerate(zip(texts, labels)):
         if not isinstance(text, str):
             raise ValueError(f"text at position {index} is {type(text).__name__}, expected str")
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError("validation_fraction must be between 0 and 1")
-    keras.utils.set_random_seed(seed)
-    classes = _choose_classes(labels, config)
-    # Blank texts carry nothing to learn from (and serving answers them without the model).
+        if label is not None and label not in counts:
+            raise ValueError(f"label at position {index} is {label!r}, expected one of {', '.join(LABELS)} or None")
+        if label is not None and text.strip():
+            counts[label] += 1
+        elif label is not None:
+            blank += 1
+    classes = _choose_classes(counts, sum(counts.values()), config)
     keep = [i for i, label in enumerate(labels) if label in classes and texts[i].strip()]
-    dropped_empty = sum(1 for i, label in enumerate(labels) if label in classes and not texts[i].strip())
-    dropped_neutral = sum(1 for label in labels if label == "neutral") if "neutral" not in classes else 0
     texts = [texts[i] for i in keep]
     y = np.array([classes.index(labels[i]) for i in keep], dtype=np.int32)
     train_index, val_index = _stratified_split(y, validation_fraction, seed)
-    if len(val_index) == 0 or len(train_index) == 0:
-        raise ValueError("too few examples to hold out a validation split")
+    if min(np.bincount(y[train_index], minlength=len(classes))) == 0 or len(val_index) < len(classes):
+        raise ValueError(f"too few examples ({len(y)}) to train and hold out a validation split")
     train_texts = [texts[i] for i in train_index]
-    val_texts = [texts[i] for i in val_index]
+    val_texts, val_y = [texts[i] for i in val_index], y[val_index]
 
+    keras.utils.set_random_seed(seed)
     started = time.monotonic()
-    space, model, history = _train_once(
-        train_texts, y[train_index], classes, config, seed, (val_texts, y[val_index]), progress,
-        "fit", config.max_epochs,
-    )
-    validation_model_seconds = time.monotonic() - started
-    best_epoch = _best_epoch(history, config.monitor)
-    artifact = _export(model, space, classes, config, model_version)
-    val_probabilities = SentimentScorer(artifact).probabilities(val_texts)
-    metrics = evaluation_metrics(y[val_index], val_probabilities, classes, config.calibration_bins)
+    model, history = _train_once(train_texts, y[train_index], classes, config, seed, config.max_epochs, "fit",
+                                 progress, validation=(val_texts, val_y))
+    best_epoch = _best_epoch(history)
+    mix, head_weight, selection = _select_mixture(model, val_texts, val_y, config)
+    model.tower.interpolate(mix)
+    model.tower.set_head_weight(head_weight)
+    val_probabilities = SentimentScorer(_export(model, config)).probabilities(val_texts)
+    metrics = evaluation_metrics(val_y, val_probabilities, classes, config.calibration_bins)
     metrics.update(
         classes=list(classes),
+        label_counts=counts,
         examples=len(texts),
         train_examples=len(train_index),
         validation_examples=len(val_index),
-        class_counts={name: int((y == c).sum()) for c, name in enumerate(classes)},
-        dropped_neutral=dropped_neutral,
-        dropped_empty=dropped_empty,
-        majority_baseline_accuracy=float(np.bincount(y[val_index]).max() / len(val_index)),
+        skipped_unlabelled=sum(1 for label in labels if label is None),
+        skipped_neutral=counts["neutral"] if "neutral" not in classes else 0,
+        skipped_blank=blank,
+        majority_baseline_accuracy=float(np.bincount(val_y).max() / len(val_y)),
         best_epoch=best_epoch,
-        features=len(space),
-        validation_run_seconds=round(validation_model_seconds, 1),
+        nb_interpolation=mix,
+        head_weight=head_weight,
+        mixture_selection=selection,
+        validation_run_seconds=round(time.monotonic() - started, 1),
     )
     if config.refit:
-        space, model, refit_history = _train_once(texts, y, classes, config, seed, None, progress, "refit", best_epoch)
+        keras.utils.set_random_seed(seed)
+        model, refit_history = _train_once(texts, y, classes, config, seed, best_epoch, "refit", progress)
+        model.tower.interpolate(mix)
+        model.tower.set_head_weight(head_weight)
         history += refit_history
-        artifact = _export(model, space, classes, config, model_version)
-        metrics["features"] = len(space)
+    metrics["features"] = len(model.feature_space)
     metrics["refit_on_all_data"] = config.refit
     metrics["training_seconds"] = round(time.monotonic() - started, 1)
+    artifact = _export(model, config, model_version, metadata={
+        "trained_examples": len(texts) if config.refit else len(train_index),
+        "validation_accuracy": metrics["accuracy"],
+    })
     return SentimentTrainingResult(model=model, artifact=artifact, metrics=metrics, history=history)
 
 
-def _best_epoch(history: list[dict], monitor: str) -> int:
-    """The epoch early stopping restored (first best, as Keras does)."""
-    values = [entry[monitor] for entry in history if monitor in entry]
-    if not values:
-        return len(history)
-    best = np.argmax(values) if "accuracy" in monitor else np.argmin(values)
-    return int(best) + 1
-
-
-def _export(model: SentimentModel, space: FeatureSpace, classes, config, model_version) -> SentimentArtifact:
-    return SentimentArtifact(
-        vocabulary=space.vocabulary,
-        classes=tuple(classes),
-        tokenizer=space.tokenizer,
-        neutral_threshold=config.neutral_threshold,
-        model_version=model_version,
-        metadata={"architecture": "nb-weighted sum + idf-normalised linear, probabilities averaged"},
-        **model.tower.export(),
-    )
-
-
-def keras_probabilities(model: SentimentModel, space_or_artifact, texts: Sequence[str]) -> np.ndarray:
-    """Class probabilities from the Keras model itself (``model.predict``), for parity checks."""
-    vocabulary = getattr(space_or_artifact, "vocabulary")
-    tokenizer = getattr(space_or_artifact, "tokenizer")
-    rows, splits = FeatureSpace(vocabulary, tokenizer).rows(texts)
-    batches = FeatureBatches(rows, splits, batch_size=256, max_batch_features=1 << 20)
-    logits = model.predict(batches.dataset(), verbose=0)
-    return keras.ops.convert_to_numpy(head_probabilities(logits)).astype(np.float64)
+def _best_epoch(history: list[dict]) -> int:
+    """The epoch early stopping restored (the first best, as Keras does)."""
+    values = [entry["val_accuracy"] for entry in history if "val_accuracy" in entry]
+    return int(np.argmax(values)) + 1 if values else max(len(history), 1)
 
 
 # --------------------------------------------------------------------------- metrics

@@ -1,0 +1,189 @@
+"""The tokenizer shared by sentiment training and serving (tailor.text)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tailor.text import (
+    NUMBER_TOKEN,
+    URL_TOKEN,
+    TokenizerConfig,
+    detect_language,
+    encode_batch,
+    ngram_key,
+    ngrams,
+    normalize,
+    tokenize,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def keys_of(text: str, config: TokenizerConfig = TokenizerConfig()) -> list[int]:
+    keys, splits = encode_batch([text], config)
+    assert list(splits) == [0, len(keys)]
+    return sorted(int(key) for key in keys)
+
+
+def reference_keys(text: str, config: TokenizerConfig = TokenizerConfig()) -> list[int]:
+    return sorted(ngram_key(gram.split(" ")) for gram in ngrams(text, config))
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+def test_words_are_case_folded_and_split_like_the_treebank():
+    assert tokenize("It's GREAT, isn't it?") == ["it", "'s", "great", "is", "n't", "it", "?"]
+    # Pre-tokenised corpora (SST-2, MR) and raw text give the same tokens.
+    assert tokenize("does n't work") == tokenize("doesn't work") == ["does", "n't", "work"]
+    assert tokenize("Doesn’t") == ["does", "n't"]  # curly apostrophe
+
+
+def test_urls_and_numbers_become_placeholder_tokens():
+    tokens = tokenize("See https://example.com/a?b=1 and www.shop.cn: 4.5 stars, 10/10, 2,000 rooms")
+    assert tokens == ["see", URL_TOKEN, "and", URL_TOKEN, NUMBER_TOKEN, "stars", NUMBER_TOKEN, NUMBER_TOKEN, "rooms"]
+
+
+def test_emoji_and_emoticons_are_kept_as_tokens():
+    assert tokenize("love it 😍👍 :) ") == ["love", "it", "😍", "👍", ":)"]
+    # Variation selectors and skin tones do not make a different token.
+    assert tokenize("❤️👍🏽") == tokenize("❤👍") == ["❤", "👍"]
+
+
+def test_full_width_characters_are_normalised():
+    assert normalize("ＧＯＯＤ，２Ｍ") == "good,2m"
+    assert tokenize("床有２Ｍ宽") == ["床", "有", NUMBER_TOKEN, "m", "宽"]
+
+
+@pytest.mark.parametrize("text", ["", " ", "\n\t  ", "\u3000", "...", "，。"])
+def test_blank_or_punctuation_only_text_has_no_tokens(text):
+    assert tokenize(text) == []
+    assert ngrams(text) == []
+    assert keys_of(text) == []
+
+
+# --------------------------------------------------------------------------- n-grams
+
+
+def test_english_gets_word_bigrams_but_no_trigrams():
+    assert ngrams("not very good") == ["not", "not very", "very", "very good", "good"]
+
+
+def test_chinese_gets_characters_bigrams_and_trigrams_without_a_segmenter():
+    features = ngrams("不太好")
+    assert features == ["不", "不 太", "不 太 好", "太", "太 好", "好"]
+
+
+def test_ngrams_do_not_cross_punctuation():
+    features = ngrams("房间不错，服务差")
+    assert "错 服" not in features and "不 错" in features and "服 务 差" in features
+    assert "good bad" not in ngrams("good. bad")
+
+
+def test_mixed_language_text_gets_both_kinds_of_features():
+    features = ngrams("WiFi很好 but slow")
+    assert {"wifi", "很 好", "wifi 很", "but slow"} <= set(features)
+
+
+def test_config_controls_ngram_lengths():
+    assert ngrams("a b c", TokenizerConfig(word_ngrams=1)) == ["a", "b", "c"]
+    assert "好 吃 的" not in ngrams("好吃的", TokenizerConfig(cjk_ngrams=2))
+    with pytest.raises(ValueError):
+        TokenizerConfig(word_ngrams=0)
+    config = TokenizerConfig(word_ngrams=3, cjk_ngrams=2)
+    assert TokenizerConfig.from_dict(config.to_dict()) == config
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def test_batch_encoding_matches_the_reference_keys_per_text():
+    texts = ["Great movie!", "", "房间很大，床有2M宽", "I love 北京 😍", "so-so"]
+    keys, splits = encode_batch(texts)
+    assert len(splits) == len(texts) + 1
+    for index, text in enumerate(texts):
+        assert sorted(int(k) for k in keys[splits[index] : splits[index + 1]]) == reference_keys(text)
+
+
+def test_keys_are_stable_across_processes_and_hash_seeds():
+    """Python's str hash is salted per process; the keys must not be."""
+    script = "from tailor.text import encode_batch; print(sorted(int(k) for k in encode_batch(['Nice 房间 :)'])[0]))"
+    outputs = set()
+    for seed in ("1", "2"):
+        completed = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT,
+            env={"PYTHONPATH": f"{ROOT / 'shared'}", "PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+        )
+        outputs.add(completed.stdout.strip())
+    assert outputs == {str(keys_of("Nice 房间 :)"))}
+
+
+# --------------------------------------------------------------------------- language
+
+
+@pytest.mark.parametrize(
+    "text, language",
+    [
+        ("The room was clean", "en"),
+        ("房间很干净，服务也好", "zh"),
+        ("房间很干净, WiFi 很快, 服务也好", "zh"),  # a Latin brand name inside Chinese
+        ("I love 北京 hotel", "mixed"),
+        ("", "und"),
+        ("12345 !!!", "und"),
+        ("Очень хорошо", "und"),
+    ],
+)
+def test_detect_language_is_script_based(text, language):
+    assert detect_language(text) == language
+
+
+# --------------------------------------------------------------------------- properties
+
+any_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=80)
+mixed_text = st.lists(
+    st.sampled_from(["good", "not", "bad", "很", "好", "差", "😍", "!", ",", " ", "。", "3.5", "n't", "http://x.io/y"]),
+    max_size=25,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_text)
+def test_never_crashes_on_arbitrary_unicode(text):
+    tokens = tokenize(text)
+    assert all(isinstance(token, str) and token for token in tokens)
+    assert detect_language(text) in {"en", "zh", "mixed", "und"}
+    keys, splits = encode_batch([text])
+    assert keys.dtype == np.uint64 and splits[-1] == len(keys)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(any_text, mixed_text))
+def test_deterministic_and_equal_to_the_reference(text):
+    assert tokenize(text) == tokenize(text)
+    assert keys_of(text) == keys_of(text) == reference_keys(text)
+    if not text.strip():
+        assert tokenize(text) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(any_text, mixed_text), max_size=6))
+def test_a_batch_encodes_each_text_as_alone(texts):
+    keys, splits = encode_batch(texts)
+    for index, text in enumerate(texts):
+        assert sorted(int(k) for k in keys[splits[index] : splits[index + 1]]) == keys_of(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=80))
+def test_the_ascii_fast_path_finds_the_same_tokens(text):
+    from tailor import text as module
+
+    normalized = normalize(text)
+    assert module._FIND_ASCII_RE.findall(normalized) == module._FIND_RE.findall(normalized)
+    letters = [c for c in normalized if c.isalpha()]
+    assert detect_language(text) == ("en" if letters else "und")
