@@ -148,6 +148,39 @@ def item_sentiment(client: TailorClient, files: dict) -> None:
         say(f"  {month['month']}  {month['count']:>3} reviews  mean {month['mean_score']:+.2f}")
 
 
+def customers(client: TailorClient, files: dict) -> None:
+    import csv
+
+    with open(files["interactions"], encoding="utf-8") as handle:
+        users = list(dict.fromkeys(row["user_id"] for row in csv.DictReader(handle)))[:3]
+    for user in users:
+        step(f"GET /v1/users/{user}/profile")
+        p = client.call("GET", f"/v1/users/{user}/profile")
+        a = p["activity"]
+        tastes = ", ".join(f"{c['category']} ({c['affinity']:.1f}x)" for c in p["top_categories"][:3])
+        declared = ", ".join(f"{k} {v}" for k, v in p["attributes"].items())
+        say(f"{a['events']} events since {a['first_seen'][:10]}, last seen {a['recency_days']:.0f} days ago; "
+            f"{a['frequency_per_month']:.1f} per month")
+        say(f"tastes: {tastes}")
+        say(f"declared: {declared}")
+        if p.get("sentiment"):
+            say(f"reviews: {p['sentiment']['reviews']}, mean score {p['sentiment']['mean_score']:+.2f}")
+        say(f"segment: {p['segment']['name']}")
+    step("GET /v1/segments")
+    body = client.call("GET", "/v1/segments")
+    criterion = body["criterion"]
+    say(f"{len(body['segments'])} segments of {body['users']:,} customers, chosen by {criterion['name']}")
+    for s in body["segments"]:
+        say(f"{s['segment_id']:<4} {s['size']:>5}  {s['name'][:70]}")
+    with open(files["items"], encoding="utf-8") as handle:
+        category = next(csv.DictReader(handle))["categories"].split("|")[0]
+    step(f'POST /v1/audiences {{"category": "{category}", "size": 5, "export": true}}')
+    body = client.call("POST", "/v1/audiences", {"category": category, "size": 5, "export": True})
+    for u in body["users"]:
+        say(f"{u['user_id']:<10} {u['score']:.3f}")
+    say(f"CSV export: {body['export_key']} (download URL valid {body['expires_in'] // 60} minutes)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Tailor end to end on the local stack")
     parser.add_argument("--preset", default="demo", choices=sorted(PRESETS))
@@ -173,6 +206,7 @@ def main() -> int:
         summary(client)
         train_models(client)
         recommendations(client, files)
+        customers(client, files)
         score_texts(client)
         item_sentiment(client, files)
         step("Done")

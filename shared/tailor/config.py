@@ -37,6 +37,7 @@ class Settings:
     data_bucket: str
     state_table: str
     train_function_name: str | None
+    export_function_name: str | None
     max_upload_bytes: int
     model_cache_seconds: float
 
@@ -47,6 +48,7 @@ class Settings:
             data_bucket=_required("DATA_BUCKET"),
             state_table=_required("STATE_TABLE"),
             train_function_name=os.environ.get("TRAIN_FUNCTION_NAME") or None,
+            export_function_name=os.environ.get("EXPORT_FUNCTION_NAME") or None,
             max_upload_bytes=int(_number("MAX_UPLOAD_MB", 200) * 1024 * 1024),
             model_cache_seconds=_number("MODEL_CACHE_SECONDS", 60),
         )

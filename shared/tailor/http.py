@@ -79,9 +79,11 @@ def json_body(app: APIGatewayRestResolver) -> Any:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
 
 
-def make_handler(*routers: Router, on_records: Callable[[dict], Any] | None = None):
+def make_handler(*routers: Router, on_records: Callable[[dict], Any] | None = None,
+                 on_invoke: Callable[[dict], Any] | None = None):
     """The Lambda entry point every function uses: structured logs with the API Gateway request
-    id as correlation id; S3 event batches (`Records`) go to `on_records`, requests to the routes."""
+    id as correlation id; S3 event batches (`Records`) go to `on_records`, direct invocations
+    (no `httpMethod`, e.g. a function's own asynchronous work) to `on_invoke`, requests to the routes."""
     from aws_lambda_powertools.logging import correlation_paths
 
     app = build_app(*routers)
@@ -91,6 +93,8 @@ def make_handler(*routers: Router, on_records: Callable[[dict], Any] | None = No
     def lambda_handler(event: dict, context: Any) -> Any:
         if "Records" in event and on_records is not None:
             return on_records(event)
+        if on_invoke is not None and "httpMethod" not in event:
+            return on_invoke(event)
         return app.resolve(event, context)
 
     lambda_handler.app = app  # type: ignore[attr-defined]  # tests and the OpenAPI export read it

@@ -15,6 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Callable
 from urllib.parse import unquote_plus
 
 from . import datasets
@@ -55,10 +56,12 @@ class IngestResult:
 
 
 class IngestService:
-    def __init__(self, store: ObjectStore, state: StateTable, *, max_upload_bytes: int):
+    def __init__(self, store: ObjectStore, state: StateTable, *, max_upload_bytes: int,
+                 on_stored: Callable[[str, dict[str, list]], None] | None = None):
         self.store = store
         self.state = state
         self.max_upload_bytes = max_upload_bytes
+        self.on_stored = on_stored  # (dataset, columns of the stored rows): e.g. keep profiles fresh
 
     # ---- entry points -------------------------------------------------------------------
     def ingest_records(self, dataset: str, records: list) -> IngestResult:
@@ -150,6 +153,8 @@ class IngestService:
         validated = validate()
         now = _now_ms()
         datasets.write_batch(self.store, validated, batch_id, now)
+        if self.on_stored is not None and validated.rows:
+            self.on_stored(name, validated.columns)
         result = IngestResult(name, source, "stored", validated.rows, len(validated.rejects), batch_id=batch_id)
         if validated.rejects:
             result.rejects_key = f"rejects/{name}/{batch_id}.jsonl"

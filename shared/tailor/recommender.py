@@ -524,6 +524,13 @@ class Recommender:
         top = top[np.isfinite(scores[top])]
         return [(self.user_ids[u], float(scores[u])) for u in top]
 
+    def users_who_engaged(self, item_rows: Iterable[int]) -> np.ndarray:
+        """Rows of users who interacted with any of the items in the training data."""
+        rows = [int(r) for r in item_rows if int(r) < self._n_trained_items]
+        if not rows:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate([self._users_who_saw(r) for r in rows]))
+
     def _users_who_saw(self, item: int) -> np.ndarray:
         if self._item_seen_by is None:
             users = np.repeat(np.arange(len(self.user_ids)), np.diff(self._seen_indptr))

@@ -131,6 +131,12 @@ class ModelCache(Generic[T]):
                                   f'POST /v1/training-jobs {{"models": ["{self.model}"]}}')
             return self._loaded, self._version  # type: ignore[return-value]
 
+    def expire(self) -> None:
+        """Re-read the pointer on the next request (e.g. after an erase rewrote the artifacts)."""
+        with self._lock:
+            self._checked_at = None
+            self._version = None
+
     def _refresh(self) -> None:
         try:
             pointer = self.registry.current(self.model)

@@ -22,7 +22,11 @@ def state_table() -> StateTable:
 def ingest_service():
     from .ingest import IngestService
 
-    return IngestService(object_store(), state_table(), max_upload_bytes=settings().max_upload_bytes)
+    from .profile_service import ProfileStore
+
+    # Stored events and attributes update the customers' profiles at once (not only at training).
+    return IngestService(object_store(), state_table(), max_upload_bytes=settings().max_upload_bytes,
+                         on_stored=ProfileStore(state_table()).record)
 
 
 @lru_cache(maxsize=1)
@@ -48,7 +52,7 @@ def reset() -> None:
 
     config.settings.cache_clear()
     for fn in (object_store, state_table, ingest_service, model_registry, training_jobs, sentiment_service,
-               recommend_service):
+               recommend_service, profile_service, erase_service):
         fn.cache_clear()
     _catalog.update(keys=None, items={})
 
@@ -69,6 +73,26 @@ def recommend_service():
 
     cache = ModelCache(model_registry(), "recommender", load_model, ttl=settings().model_cache_seconds)
     return RecommendService(cache, new_items=catalog_item)
+
+
+@lru_cache(maxsize=1)
+def profile_service():
+    from .jobs import LambdaInvoker
+    from .profile_service import ProfileService, ProfileStore
+    from .recommend_service import load_model
+    from .registry import ModelCache
+
+    cache = ModelCache(model_registry(), "recommender", load_model, ttl=settings().model_cache_seconds)
+    name = settings().export_function_name
+    return ProfileService(ProfileStore(state_table()), cache, object_store(), state_table(),
+                          invoke_export=LambdaInvoker(name) if name else None, new_items=catalog_item)
+
+
+@lru_cache(maxsize=1)
+def erase_service():
+    from .privacy import EraseService
+
+    return EraseService(object_store(), state_table(), model_registry())
 
 
 _catalog: dict = {"keys": None, "items": {}}

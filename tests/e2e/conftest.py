@@ -95,3 +95,24 @@ def local_stack(tmp_path_factory):
 def api(local_stack):
     """`api(method, path, body=None) -> (status, json)` against the local stack."""
     return local_stack.api
+
+
+@pytest.fixture(scope="session")
+def trained_shop(local_stack, tmp_path_factory):
+    """A demo shop uploaded as files (items, users, interactions) and one recommender training;
+    shared by the recommendation and customer tests (training is the slow part)."""
+    import csv
+
+    from infra.datagen import PRESETS, generate
+
+    client = TailorClient(local_stack.url)
+    files = generate(tmp_path_factory.mktemp("shop"), seed=0, **PRESETS["demo"])
+    for dataset in ("items", "users", "interactions"):
+        client.wait_for_ingest(client.upload(dataset, files[dataset]), dataset)
+    job = client.call("POST", "/v1/training-jobs", {"models": ["recommender"]})
+    job = client.wait_for_job(job["job_id"], timeout=600)
+    assert job["status"] == "SUCCEEDED", job.get("error")
+    assert job["results"]["recommender"]["promoted"], job["results"]["recommender"]["decision"]
+    with open(files["interactions"], encoding="utf-8") as handle:
+        user = next(csv.DictReader(handle))["user_id"]
+    return client, user, files

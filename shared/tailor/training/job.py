@@ -41,6 +41,7 @@ class Candidate:
     baseline_name: str | None = None
     baseline: float | None = None
     on_promoted: Callable[[], None] | None = None  # e.g. re-score stored data with the new model
+    on_decided: Callable[[bool], None] | None = None  # after the gate either way (argument: promoted?)
 
 
 def promotion_margin() -> float:
@@ -78,6 +79,8 @@ def run_job(event: dict, *, jobs: TrainingJobs, registry: ModelRegistry, store: 
                 if candidate.on_promoted:
                     candidate.on_promoted()
             progress(reason)
+            if candidate.on_decided:
+                candidate.on_decided(promote)
             results[model] = {"version": version, "promoted": promote, "decision": reason,
                               "metrics": candidate.metrics, "report": f"reports/{model}/{version}/"}
     except Exception as exc:

@@ -96,9 +96,28 @@ def train(ctx: TrainingContext) -> Candidate:
                "report": report}
     files = {"report.json": json_bytes(metrics), "report.md": _markdown(ctx.version, metrics).encode(),
              "metrics.png": png(lambda figure: _chart(figure, metrics))}
+    def refresh_profiles(promoted: bool) -> None:
+        # Profiles and segments follow the model that serves: the new one, or the current one
+        # when the gate kept it (their activity statistics are refreshed either way).
+        from ..profile_service import build_and_save
+        from ..recommend_service import load_model
+        from ..recommender import Recommender
+        from ..registry import ModelRegistry
+
+        registry = ModelRegistry(ctx.store, ctx.state)
+        current = registry.current("recommender")
+        if promoted:
+            recommender, version = Recommender(trained.artifact), ctx.version
+        elif current:
+            version = current["version"]
+            recommender = load_model(registry, version).recommender
+        else:  # no model serves yet: segments from behaviour and attributes alone
+            recommender, version = None, None
+        build_and_save(ctx.store, ctx.state, recommender, version, ctx.progress)
+
     return Candidate(artifacts=artifacts, metrics=metrics, report=files, gate_metric="ndcg@10",
                      score=metrics["ndcg@10"], baseline_name="popularity",
-                     baseline=validation["popularity"]["ndcg"])
+                     baseline=validation["popularity"]["ndcg"], on_decided=refresh_profiles)
 
 
 def _catalog_json(item_ids, catalog: ItemCatalog | None) -> bytes:
