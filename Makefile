@@ -66,6 +66,8 @@ bench: $(VENV)/.bench-installed ## All benchmarks on $(SHARED_DATA), baselines s
 	$(PY) -m bench.serving
 	$(PY) -m bench.sentiment --data $(SHARED_DATA)
 	$(PY) -m bench.sentiment_api --data $(SHARED_DATA)
+	$(PY) -m bench.customers --data $(SHARED_DATA)
+	$(PY) -m bench.segments --data $(SHARED_DATA)
 
 bench-ingest: venv ## Ingest benchmark only (ml-100k + 1M generated interactions through the local stack)
 	$(PY) -m bench.ingest --data $(SHARED_DATA)
