@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/shared:$(CURDIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint unit integration e2e local size bench bench-ingest events clean
+.PHONY: help venv demo test lint unit integration e2e fuzz local size bench bench-ingest events clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ integration: venv ## Only the moto-backed handler tests
 
 e2e: venv ## Only the HTTP tests against a local stack
 	$(PY) -m pytest tests/e2e
+
+FUZZ_EXAMPLES ?= 100
+fuzz: venv ## Long fuzzing: schemathesis, FUZZ_EXAMPLES per route, on a stack of its own; ingest properties x10
+	TAILOR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -s tests/e2e/test_fuzz_http.py tests/unit/test_ingest_properties.py
 
 size: venv ## Measure every zip function + layers as built for Lambda (limit 250 MB)
 	$(PY) -m infra.size

@@ -62,13 +62,20 @@ def read_file(data: bytes, filename: str, schema: Schema, *, max_bytes: int) -> 
     try:
         if fmt == "parquet":
             return fmt, _read_parquet(data, schema)
-        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_like_utf16(data):
             raise FileRejected("the file is UTF-16; save it as UTF-8 and upload it again")
         if fmt == "jsonl":
             return fmt, _read_json(data, schema)
         return fmt, _read_csv(data, schema)
     except RowError as exc:  # a header problem affects every row
         raise FileRejected(str(exc)) from exc
+
+
+def _looks_like_utf16(data: bytes) -> bool:
+    """UTF-16 without a byte order mark: every other byte of the (ASCII) header line is NUL
+    (otherwise the header would read as garbage and the message would blame the columns)."""
+    head = data[:512].split(b"\n", 1)[0]
+    return len(head) >= 8 and any(head[i::2].count(0) >= 0.9 * len(head[i::2]) for i in (0, 1))
 
 
 def _sniff_delimiter(header_line: str) -> str:
@@ -119,7 +126,10 @@ def _read_csv(data: bytes, schema: Schema) -> Validated:
 
 
 def _read_json(data: bytes, schema: Schema) -> Validated:
-    stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    # Only the BOM is cut from the lines: leading blank lines still count, so that reject
+    # row numbers are the lines a person sees in an editor.
+    body = data.removeprefix(b"\xef\xbb\xbf")
+    stripped = body.lstrip(b" \t\r\n")
     if stripped.startswith(b"["):  # a whole JSON array is accepted too
         try:
             records = json.loads(stripped.decode("utf-8"))
@@ -129,7 +139,7 @@ def _read_json(data: bytes, schema: Schema) -> Validated:
     records: list = []
     numbers: list[int] = []
     bad: list[tuple[int, str, str]] = []
-    for number, raw in enumerate(stripped.split(b"\n"), start=1):
+    for number, raw in enumerate(body.split(b"\n"), start=1):
         if not raw.strip():
             continue
         try:
