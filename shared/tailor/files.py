@@ -153,6 +153,7 @@ def _read_json(data: bytes, schema: Schema) -> Validated:
     # validate_records numbers rows by position; map them back to file lines.
     for reject in result.rejects:
         reject.row = numbers[reject.row - 1]
+    result.row_numbers = [numbers[row - 1] for row in result.row_numbers or []]
     result.rejects.extend(Reject(n, reason, raw[:300]) for n, reason, raw in bad)
     result.rejects.sort(key=lambda r: r.row)
     return result

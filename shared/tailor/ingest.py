@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Callable
 from urllib.parse import unquote_plus
 
-from . import datasets
+from . import datasets, privacy
 from .errors import Invalid, PayloadTooLarge
 from .files import FileRejected, read_file
 from .records import SCHEMAS, Validated, dataset_name, validate_records
@@ -92,16 +92,28 @@ class IngestService:
         if size > self.max_upload_bytes:
             return self._refuse(name, key, f"the file is {size / 2**20:.1f} MB; the limit is "
                                            f"{self.max_upload_bytes / 2**20:.0f} MB per file: split it")
-        data = self.store.get(key)
+        try:
+            data = self.store.get(key)
+        except KeyError:
+            return self._refuse(name, key, "the uploaded object no longer exists (an upload is deleted once "
+                                            "it is ingested)")
         filename = parts[-1]
 
         def validate() -> Validated:
             return read_file(data, filename, SCHEMAS[name], max_bytes=self.max_upload_bytes * 10)[1]
 
         try:
-            return self._ingest(name, data, key, validate)
+            result = self._ingest(name, data, key, validate)
         except FileRejected as exc:
             return self._refuse(name, key, str(exc))
+        # The rows now live in datasets/ (and rejects/): the raw upload, with all its versions,
+        # is not kept, so a privacy erase has one copy fewer to find. Not fatal: the rows are
+        # stored, the lifecycle rule expires incoming/ anyway, and an erase searches it too.
+        try:
+            self.store.purge(key)
+        except Exception as exc:  # e.g. a role without s3:DeleteObjectVersion
+            print(f"could not delete the ingested upload {key}: {exc}", flush=True)
+        return result
 
     def handle_s3_event(self, event: dict) -> list[dict]:
         results = []
@@ -151,6 +163,9 @@ class IngestService:
         if self.state.get(f"BATCH#{batch_id}", "BATCH"):
             return self._log_duplicate(name, source, batch_id)
         validated = validate()
+        if "user_id" in SCHEMAS[name].field_names:
+            # Erased users stay erased: their old rows are refused (see tailor.privacy).
+            privacy.drop_erased(validated, privacy.tombstones(self.state))
         now = _now_ms()
         datasets.write_batch(self.store, validated, batch_id, now)
         if self.on_stored is not None and validated.rows:

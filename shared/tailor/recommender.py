@@ -176,6 +176,33 @@ class RecommenderArtifact:
             if len(values) > 1 and np.any(values[1:] <= values[:-1]):
                 raise ValueError(f"{name} must be sorted and free of duplicates")
 
+    # Arrays with one row per user (``user_ids`` order); seen_indptr/seen_indices are per-user CSR.
+    USER_ROW_ARRAYS = ("user_ids", "user_embeddings", "user_history", "user_activity", "user_log_normalizer",
+                       "rating_user_factors", "rating_user_bias")
+
+    def without_users(self, user_ids: Iterable) -> "RecommenderArtifact":
+        """The same model with every row of the given users removed (privacy erase).
+
+        The users become unknown to the scorer (anonymous fallback, never in an audience);
+        item-side weights are kept: they hold no per-user row.
+        """
+        ids = self.arrays["user_ids"].astype(str)
+        drop = np.isin(ids, np.asarray([str(u) for u in user_ids], dtype=str))
+        if not drop.any():
+            return self
+        keep = ~drop
+        arrays = dict(self.arrays)
+        for name in self.USER_ROW_ARRAYS:
+            if name in arrays:
+                arrays[name] = arrays[name][keep]
+        indptr = self.arrays["seen_indptr"]
+        counts = np.diff(indptr)
+        arrays["seen_indices"] = self.arrays["seen_indices"][np.repeat(keep, counts)]
+        new_indptr = np.zeros(int(keep.sum()) + 1, dtype=indptr.dtype)
+        np.cumsum(counts[keep], out=new_indptr[1:])
+        arrays["seen_indptr"] = new_indptr
+        return RecommenderArtifact(arrays, dict(self.config))
+
     def to_files(self) -> dict[str, bytes]:
         """``{"recommender.npz": weights, "recommender.json": config}``, stored side by side."""
         buffer = io.BytesIO()

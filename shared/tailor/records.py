@@ -244,6 +244,7 @@ class Validated:
     schema: Schema
     columns: dict[str, list]
     rejects: list[Reject]
+    row_numbers: list[int] | None = None  # of the accepted rows, numbered like Reject.row
 
     @property
     def rows(self) -> int:
@@ -280,6 +281,7 @@ class Validator:
         for _, name in self.extra:
             self.columns[name] = []
         self.rejects: list[Reject] = []
+        self.row_numbers: list[int] = []
 
     def add(self, row_number: int, values: list | tuple, raw: Any = None) -> bool:
         if len(values) > len(self.header) and any(v not in (None, "") for v in values[len(self.header):]):
@@ -314,6 +316,7 @@ class Validator:
             self.columns[f.name].append(value)
         for (_, name), value in zip(self.extra, extras):
             self.columns[name].append(value)
+        self.row_numbers.append(row_number)
         return True
 
     def reject(self, row_number: int, reason: str, raw: Any) -> None:
@@ -323,7 +326,7 @@ class Validator:
         self.rejects.append(Reject(row_number, reason, _short(raw)))
 
     def result(self) -> Validated:
-        return Validated(self.schema, self.columns, self.rejects)
+        return Validated(self.schema, self.columns, self.rejects, self.row_numbers)
 
 
 def validate_records(schema: Schema, records: list[Any], first_row: int = 1) -> Validated:

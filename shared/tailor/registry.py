@@ -70,6 +70,17 @@ class ModelRegistry:
                           set={"promoted": True, "last_promoted_at": pointer["promoted_at"]})
         return pointer
 
+    def bump_revision(self, model: str, reason: str) -> dict | None:
+        """The current version's artifacts were rewritten in place (privacy erase): a new
+        `revision` on the pointer makes every serving container reload the same version."""
+        pointer = self.current(model)
+        if pointer is None:
+            return None
+        pointer = {**pointer, "revision": int(pointer.get("revision") or 0) + 1,
+                   "revised_at": now_iso(), "revision_reason": reason}
+        self.store.put_json(f"models/{model}/current.json", pointer)
+        return pointer
+
     # ---- reading --------------------------------------------------------------------------
     def current(self, model: str) -> dict | None:
         try:
@@ -115,6 +126,7 @@ class ModelCache(Generic[T]):
         self._lock = threading.Lock()
         self._loaded: T | None = None
         self._version: str | None = None
+        self._revision: int = 0  # bumped on the pointer when artifacts are rewritten in place (erase)
         self._checked_at: float | None = None
         self.last_error: str | None = None
 
@@ -143,11 +155,12 @@ class ModelCache(Generic[T]):
         except Exception as exc:  # storage hiccup: keep serving what we have
             self.last_error = f"could not read the {self.model} model pointer: {exc}"
             return
-        if not pointer or pointer.get("version") == self._version:
+        revision = int(pointer.get("revision") or 0) if pointer else 0
+        if not pointer or (pointer.get("version"), revision) == (self._version, self._revision):
             return
         try:
             self._loaded = self.loader(self.registry, pointer["version"])
-            self._version = pointer["version"]
+            self._version, self._revision = pointer["version"], revision
             self.last_error = None
         except Exception as exc:
             self.last_error = f"{self.model} model {pointer.get('version')} could not be loaded: {exc}"

@@ -59,6 +59,41 @@ class ObjectStore:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    # The bucket is versioned: an overwrite or a plain delete keeps the old bytes as a
+    # noncurrent version. These two really remove data (privacy erase, consumed uploads);
+    # on a bucket without versioning they behave like put and delete.
+    def versions(self, key: str) -> list[dict]:
+        """Every version and delete marker of exactly `key`: [{"VersionId", "IsLatest"}]."""
+        found = []
+        paginator = self.client.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
+            for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                if entry["Key"] == key:
+                    found.append({"VersionId": entry.get("VersionId"), "IsLatest": entry.get("IsLatest", False)})
+        return found
+
+    def _delete_versions(self, key: str, version_ids: list) -> int:
+        for version_id in version_ids:
+            if version_id in (None, "null"):
+                self.client.delete_object(Bucket=self.bucket, Key=key)
+            else:
+                self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=version_id)
+        return len(version_ids)
+
+    def replace(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> int:
+        """Put `body` and delete every older version of the key; returns how many were deleted."""
+        written = self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                         ContentType=content_type).get("VersionId")
+        if written in (None, "null"):  # versioning off: the put replaced the only copy
+            return 0
+        older = [v["VersionId"] for v in self.versions(key) if v["VersionId"] != written]
+        return self._delete_versions(key, older)
+
+    def purge(self, key: str) -> int:
+        """Delete every version (and delete marker) of the key; returns how many were deleted."""
+        found = [v["VersionId"] for v in self.versions(key)]
+        return self._delete_versions(key, found) if found else 0
+
     def presign_get(self, key: str, *, expires_in: int) -> str:
         return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
                                                   ExpiresIn=expires_in, HttpMethod="GET")

@@ -14,6 +14,7 @@ model, evaluation report with baselines, promotion gate on validation NDCG@10.
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 
@@ -75,12 +76,21 @@ def ease_on_validation(interactions: Interactions, fraction: float = 0.2) -> dic
 
 
 def train(ctx: TrainingContext) -> Candidate:
+    from ..privacy import users_erased_since
+
+    loaded_at_ms = int(time.time() * 1000)
     interactions, catalog = load_training_data(ctx.store)
     ctx.progress(f"{len(interactions):,} interactions, {len(np.unique(interactions.user_ids)):,} users, "
                  f"{len(np.unique(interactions.item_ids)):,} items; catalog: "
                  f"{'none' if catalog is None else f'{len(catalog.item_ids):,} items'}")
     trained = train_recommender(interactions, catalog, seed=int(ctx.options.get("seed", 0)),
                                 model_version=ctx.version, progress=ctx.progress)
+    # A user erased while this job trained was in the data it read: their rows leave the model
+    # before it is saved (the erase itself only rewrites versions that already exist).
+    erased = users_erased_since(ctx.state, trained.artifact.arrays["user_ids"], loaded_at_ms)
+    if erased:
+        trained.artifact = trained.artifact.without_users(erased)
+        ctx.progress(f"{len(erased)} user(s) erased during training removed from the model")
     report = trained.report
     validation = report["validation"]
     ease = ease_on_validation(interactions)
