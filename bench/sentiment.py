@@ -189,7 +189,8 @@ def sst2(folder: Path, progress) -> tuple[dict, object, object, list[str]]:
         "dev_examples": len(dev_texts),
         "Tailor_train_seconds": round(seconds, 1),
         "Tailor_validation_metrics": {k: result.metrics[k] for k in (
-            "accuracy", "macro_f1", "best_epoch", "nb_interpolation", "head_weight", "features")},
+            "accuracy", "macro_f1", "best_epoch", "nb_interpolation", "head_weight", "features",
+            "validation_examples", "left_out_inside_validation_texts")},
         "Tailor_calibration_ece": result.metrics["calibration"]["expected_calibration_error"],
         "Tailor_dev_label_shares": {label: labels.count(label) / len(labels) for label in ("POSITIVE", "NEGATIVE", "NEUTRAL")},
     }
@@ -322,11 +323,14 @@ def markdown(results: dict) -> str:
         "# Sentiment benchmark (protocols S1, S2, S3 and serving cost)", "",
         f"Machine: {results['machine']}. Protocols: `../shared/protocols.md`. Baselines ran in this run, on the "
         "same splits; anchors are the figures listed in the protocols (\"—\": does not apply).", "",
-        "Tailor's model: binary bag of n-grams (English words + word bigrams; Chinese characters + character "
-        "bigrams and trigrams; URLs, numbers, emoji as tokens) feeding two linear heads trained with Keras — "
-        "a Naive-Bayes-weighted logistic regression (NBSVM-style interpolation) and a length-normalised "
-        "idf-weighted one — whose probabilities are mixed. Epochs, interpolation and mixture are chosen on a "
-        "validation split of each training part; test folds are only scored, by the exported NumPy scorer.", "",
+        "Tailor's model: bag of n-grams (English words + word bigrams + character 2–5-grams of each distinct "
+        "word, fastText-style `<word>` framing; Chinese characters + character bigrams and trigrams; URLs, "
+        "numbers, emoji as tokens) feeding two linear heads trained with Keras — a Naive-Bayes-weighted "
+        "logistic regression (NBSVM-style interpolation) and a length-normalised idf-weighted one — whose "
+        "probabilities are mixed. Epochs, interpolation and mixture are chosen on a validation split of each "
+        "training part (for phrase corpora such as SST-2's train.tsv, the validation texts are whole texts and "
+        "every phrase inside them leaves the training part of that run, so validation cannot reward memorised "
+        "phrases); test folds and the SST-2 dev set are only scored, by the exported NumPy scorer.", "",
         "| protocol | Tailor | TF-IDF+LR | VADER | target | anchors (protocols.md) |",
         "|---|---|---|---|---|---|",
     ]
@@ -352,7 +356,11 @@ def markdown(results: dict) -> str:
         shares = ", ".join(f"{k} {v:.1%}" for k, v in s2["Tailor_dev_label_shares"].items())
         lines.append(f"- S2: Tailor trained on {s2['train_examples']:,} phrases in **{s2['Tailor_train_seconds']} s** "
                      f"(2 shared cores); served labels on dev with the NEUTRAL threshold: {shares}; "
-                     f"validation ECE {s2['Tailor_calibration_ece']:.3f}.")
+                     f"validation ECE {s2['Tailor_calibration_ece']:.3f}; validation: "
+                     f"{s2['Tailor_validation_metrics']['validation_examples']:,} whole texts, accuracy "
+                     f"{s2['Tailor_validation_metrics']['accuracy']:.3f} ("
+                     f"{s2['Tailor_validation_metrics']['left_out_inside_validation_texts']:,} phrases inside them "
+                     "left out of that run's training part).")
     serving = results.get("serving")
     if serving:
         lat = serving["latency"]

@@ -11,6 +11,11 @@ keys that are in the vocabulary (``tailor.text``), and has two linear heads over
 - head 1 sums ``idf_table`` rows and divides by the text's idf norm ``sqrt(Σ idf²)`` (TF-IDF
   logistic regression on binary features).
 
+A text's features are its distinct known word/Han n-grams plus, when the tokenizer has
+character n-grams, the known character n-grams of each of its distinct words; a word's
+character n-gram rows are summed once and cached per scorer (:meth:`SentimentScorer.feature_sums`),
+so a text costs one row per distinct word however many n-grams the word has.
+
 The class probabilities are ``head_weights[0] * softmax(head 0) + head_weights[1] *
 softmax(head 1)``. Scoring a batch is vectorised: the texts' feature rows form one CSR-like
 index array, a single gather plus ``np.add.reduceat`` gives every per-text sum, and the rest
@@ -25,7 +30,8 @@ Output per text (in input order)::
 
 ``label`` is ``NEUTRAL`` when the neutral class has the highest probability (3-class models)
 or when the highest probability is below ``neutral_threshold`` (default 0.6: the model is not
-confident). A 2-class model reports ``neutral`` probability 0. Empty or whitespace-only text
+confident; ``score(texts, neutral_threshold=...)`` overrides it per call, 0 meaning a 2-class
+model always answers POSITIVE or NEGATIVE). A 2-class model reports ``neutral`` probability 0. Empty or whitespace-only text
 gets ``NEUTRAL``, score 0, probabilities ``{positive 0, negative 0, neutral 1}``, language
 ``und`` and ``"note": "empty text"`` — there is nothing to score, and neutral is the answer
 that moves aggregates (mean score, share positive) least. A non-empty text with no known
@@ -43,7 +49,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .text import TokenizerConfig, detect_language, encode_batch
+from .text import TokenizerConfig, char_ngram_keys, detect_language, encode_batch, encode_batch_words
 
 WEIGHTS_FILE = "sentiment.npz"
 CONFIG_FILE = "sentiment.json"
@@ -169,10 +175,18 @@ class SentimentScorer:
         self.model_version = artifact.model_version
         self.neutral_threshold = artifact.neutral_threshold
         self._vocabulary = artifact.vocabulary
-        # float64 keeps the per-text sums as exact as the float32 Keras model they mirror.
-        self._nb_table = artifact.nb_table.astype(np.float64)
-        self._idf_squared = artifact.idf.astype(np.float64) ** 2
-        self._idf_table = artifact.idf_table.astype(np.float64)
+        self._tokenizer = artifact.tokenizer
+        self._n_classes = artifact.nb_table.shape[1]
+        # One row per feature with everything summed per text: head-0 logits, head-1 logits
+        # before normalisation, idf². float64 keeps the sums as exact as the float32 Keras
+        # model they mirror.
+        self._table = np.concatenate(
+            [artifact.nb_table, artifact.idf_table, artifact.idf[:, None].astype(np.float64) ** 2], axis=1,
+            dtype=np.float64)
+        # Character n-grams are summed per distinct word, so each word's sum ("bundle") is
+        # computed once and cached: a text then costs one row per distinct word.
+        self._bundle_index: dict[str, int] = {}
+        self._bundles = np.zeros((1024, self._table.shape[1]))
         self._bias = artifact.bias.astype(np.float64)
         self._head_weights = artifact.head_weights.astype(np.float64)
         self._column = {name: index for index, name in enumerate(self.classes)}
@@ -186,22 +200,50 @@ class SentimentScorer:
         return cls(SentimentArtifact.from_files(files))
 
     def feature_rows(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Vocabulary rows of each text's distinct known features, CSR-like ``(rows, row_splits)``."""
-        keys, key_splits = encode_batch(texts, self.artifact.tokenizer)
+        """Vocabulary rows of each text's distinct known word/Han n-gram features, CSR-like
+        ``(rows, row_splits)`` (character n-grams are not included: see :meth:`feature_sums`)."""
+        keys, key_splits = encode_batch(texts, self._tokenizer)
         return rows_of_keys(self._vocabulary, keys, key_splits)
 
-    def head_logits(self, rows: np.ndarray, row_splits: np.ndarray) -> np.ndarray:
-        """``float64[n_texts, 2, n_classes]``: the logits of both heads for CSR feature rows."""
-        n_texts, n_classes = len(row_splits) - 1, self._nb_table.shape[1]
-        sums = np.zeros((n_texts, 2 * n_classes + 1))
-        has_rows = np.diff(row_splits) > 0
-        if has_rows.any():
-            # One gather and one reduceat for everything summed per text; empty texts would
-            # confuse reduceat (it returns the next element), so they stay at zero.
-            gathered = np.concatenate(
-                [self._nb_table[rows], self._idf_table[rows], self._idf_squared[rows, None]], axis=1
-            )
-            sums[has_rows] = np.add.reduceat(gathered, row_splits[:-1][has_rows], axis=0)
+    def feature_sums(self, texts: Sequence[str]) -> np.ndarray:
+        """``float64[n_texts, 2 * n_classes + 1]``: per text, the sums over its features of the
+        head-0 logits, the head-1 logits (before normalisation) and idf². The features are
+        the text's distinct known word/Han n-grams plus, for each of its distinct words, that
+        word's known character n-grams."""
+        if self._tokenizer.char_ngrams:
+            keys, key_splits, words, word_ids, word_splits = encode_batch_words(texts, self._tokenizer)
+        else:
+            (keys, key_splits), words = encode_batch(texts, self._tokenizer), []
+        sums = _csr_sums(self._table, *rows_of_keys(self._vocabulary, keys, key_splits))
+        if len(words):
+            sums += _csr_sums(self._word_bundles(words), word_ids, word_splits)
+        return sums
+
+    def _word_bundles(self, words: list[str]) -> np.ndarray:
+        """Each word's sum of ``_table`` rows over its known character n-grams."""
+        index = self._bundle_index
+        missing = [word for word in words if word not in index]
+        if len(index) + len(missing) > _BUNDLE_LIMIT:  # bounded: forget everything and start over
+            index.clear()
+            missing = list(words)
+        if missing:
+            keys = [char_ngram_keys(word, self._tokenizer) for word in missing]
+            splits = np.zeros(len(keys) + 1, dtype=np.int64)
+            np.cumsum([len(k) for k in keys], out=splits[1:])
+            rows, row_splits = rows_of_keys(self._vocabulary, np.concatenate(keys), splits)
+            bundles = _csr_sums(self._table, rows, row_splits)
+            start = len(index)
+            if start + len(missing) > len(self._bundles):
+                grown = np.zeros((max(2 * len(self._bundles), start + len(missing)), self._table.shape[1]))
+                grown[:start] = self._bundles[:start]
+                self._bundles = grown
+            self._bundles[start : start + len(missing)] = bundles
+            index.update(zip(missing, range(start, start + len(missing))))
+        return self._bundles[[index[word] for word in words]]
+
+    def head_logits(self, sums: np.ndarray) -> np.ndarray:
+        """``float64[n_texts, 2, n_classes]``: the logits of both heads from :meth:`feature_sums`."""
+        n_classes = self._n_classes
         nb_logits = sums[:, :n_classes]
         norm = np.sqrt(np.maximum(sums[:, -1:], 1e-12))
         idf_logits = sums[:, n_classes : 2 * n_classes] / norm
@@ -209,12 +251,17 @@ class SentimentScorer:
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """``float64[n_texts, n_classes]`` class probabilities, columns in ``self.classes`` order."""
-        rows, row_splits = self.feature_rows(texts)
-        head_probabilities = softmax(self.head_logits(rows, row_splits))
+        head_probabilities = softmax(self.head_logits(self.feature_sums(texts)))
         return np.einsum("thc,h->tc", head_probabilities, self._head_weights)
 
-    def score(self, texts: Sequence[str]) -> list[dict]:
-        """Label, score, probabilities and language of each text, in input order."""
+    def score(self, texts: Sequence[str], neutral_threshold: float | None = None) -> list[dict]:
+        """Label, score, probabilities and language of each text, in input order.
+
+        ``neutral_threshold`` overrides the artifact's threshold for this call (0: a 2-class
+        model never answers NEUTRAL for a non-empty text)."""
+        threshold = self.neutral_threshold if neutral_threshold is None else float(neutral_threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"neutral_threshold must be within [0, 1], got {neutral_threshold!r}")
         texts = list(texts)
         for index, text in enumerate(texts):
             if not isinstance(text, str):
@@ -239,7 +286,7 @@ class SentimentScorer:
                 )
                 continue
             label = self.classes[top[index]]
-            if probabilities[index, top[index]] < self.neutral_threshold:
+            if probabilities[index, top[index]] < threshold:
                 label = "neutral"
             results.append(
                 {
@@ -254,6 +301,20 @@ class SentimentScorer:
                 }
             )
         return results
+
+
+_BUNDLE_LIMIT = 200_000
+
+
+def _csr_sums(table: np.ndarray, rows: np.ndarray, row_splits: np.ndarray) -> np.ndarray:
+    """Per CSR segment, the sum of its ``table`` rows (zeros for an empty segment)."""
+    n = len(row_splits) - 1
+    sums = np.zeros((n, table.shape[1]))
+    has_rows = np.diff(row_splits) > 0
+    if has_rows.any():
+        # reduceat would return the next element for an empty segment: those stay at zero.
+        sums[has_rows] = np.add.reduceat(table[rows], row_splits[:-1][has_rows], axis=0)
+    return sums
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:

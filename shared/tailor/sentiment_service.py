@@ -49,6 +49,19 @@ def validate_texts(body: object) -> list[str]:
     return texts
 
 
+def validate_neutral_threshold(body: dict) -> float | None:
+    """Optional `"neutral_threshold"` in [0, 1]: below this top-class probability the label is
+    NEUTRAL (None: the model's own threshold; 0: a 2-class model always answers POSITIVE or
+    NEGATIVE)."""
+    threshold = body.get("neutral_threshold")
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise Invalid(f'"neutral_threshold" is {threshold!r}: it must be a number from 0 to 1 '
+                      "(0: only a 3-class model's neutral class gives NEUTRAL)")
+    return float(threshold)
+
+
 class SentimentService:
     def __init__(self, store: ObjectStore, state: StateTable, models: ModelCache[SentimentScorer]):
         self.store, self.state, self.models = store, state, models
@@ -56,8 +69,9 @@ class SentimentService:
     # ---- requests -------------------------------------------------------------------------
     def score(self, body: object) -> dict:
         texts = validate_texts(body)
+        threshold = validate_neutral_threshold(body)
         scorer, version = self.models.get()
-        return {"model_version": version, "results": scorer.score(texts)}
+        return {"model_version": version, "results": scorer.score(texts, neutral_threshold=threshold)}
 
     def item_summary(self, item_id: str) -> dict:
         return self._summary("item", item_id)

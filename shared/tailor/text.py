@@ -111,10 +111,16 @@ class TokenizerConfig:
 
     word_ngrams: int = 2
     cjk_ngrams: int = 3
+    # Character n-grams of Latin-script words, ``char_min``..``char_ngrams`` characters of the
+    # word framed as ``<word>`` (0 = none; see :func:`char_ngrams`).
+    char_ngrams: int = 0
+    char_min: int = 2
 
     def __post_init__(self) -> None:
         if self.word_ngrams < 1 or self.cjk_ngrams < 1:
             raise ValueError("word_ngrams and cjk_ngrams must be >= 1")
+        if self.char_ngrams and not 1 <= self.char_min <= self.char_ngrams:
+            raise ValueError("char_min must be between 1 and char_ngrams")
 
     @property
     def max_n(self) -> int:
@@ -125,7 +131,8 @@ class TokenizerConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TokenizerConfig":
-        return cls(word_ngrams=int(data["word_ngrams"]), cjk_ngrams=int(data["cjk_ngrams"]))
+        return cls(word_ngrams=int(data["word_ngrams"]), cjk_ngrams=int(data["cjk_ngrams"]),
+                   char_ngrams=int(data.get("char_ngrams", 0)), char_min=int(data.get("char_min", 2)))
 
 
 def normalize(text: str) -> str:
@@ -221,7 +228,7 @@ def _mix_array(values: np.ndarray) -> np.ndarray:
 # unique URLs or numbers cannot grow it without limit.
 _TOKEN_INFO: dict[str, int] = {}
 _TOKEN_INFO_LIMIT = 200_000
-_BOUNDARY_FLAG, _TOKEN_FLAG, _HAN_FLAG = 1, 2, 3
+_BOUNDARY_FLAG, _TOKEN_FLAG, _HAN_FLAG, _WORD_FLAG = 1, 2, 3, 4  # _WORD_FLAG: a Latin-script word
 
 
 def _token_info(raw: str) -> int:
@@ -229,12 +236,52 @@ def _token_info(raw: str) -> int:
     if token == _BOUNDARY:
         info = _BOUNDARY_FLAG << 32
     else:
-        flag = _HAN_FLAG if _is_han(token) else _TOKEN_FLAG
+        flag = _HAN_FLAG if _is_han(token) else _WORD_FLAG if _is_word(token) else _TOKEN_FLAG
         info = zlib.crc32(token.encode("utf-8")) | flag << 32
     if len(_TOKEN_INFO) >= _TOKEN_INFO_LIMIT:
         _TOKEN_INFO.clear()
     _TOKEN_INFO[raw] = info
     return info
+
+
+def _is_word(token: str) -> bool:
+    """A Latin-script (or other non-Han letter) word: the tokens that get character n-grams."""
+    match = _CLASSIFY_RE.fullmatch(token)
+    return match is not None and match.lastgroup == "word"
+
+
+def char_ngrams(word: str, config: TokenizerConfig) -> list[str]:
+    """Character n-grams of one word token, ``char_min``..``char_ngrams`` characters of
+    ``<word>`` (``<`` and ``>`` mark its start and end, as fastText does), distinct, in order.
+    ``[]`` when the config has no character n-grams or ``word`` is not a word token."""
+    if not config.char_ngrams or not _is_word(word):
+        return []
+    framed = f"<{word}>"
+    grams = {}
+    for n in range(config.char_min, config.char_ngrams + 1):
+        for start in range(len(framed) - n + 1):
+            grams.setdefault(framed[start : start + n], None)
+    return list(grams)
+
+
+def char_ngram_key(gram: str) -> int:
+    """The stable 64-bit key of a character n-gram; salted, so it never equals a token's key."""
+    return _mix(zlib.crc32(b"\x01c" + gram.encode("utf-8")))
+
+
+_CHAR_KEYS: dict[tuple[str, int, int], np.ndarray] = {}
+
+
+def char_ngram_keys(word: str, config: TokenizerConfig) -> np.ndarray:
+    """``uint64`` keys of :func:`char_ngrams` (cached per word; bounded like the token cache)."""
+    cache_key = (word, config.char_min, config.char_ngrams)
+    keys = _CHAR_KEYS.get(cache_key)
+    if keys is None:
+        keys = np.array([char_ngram_key(gram) for gram in char_ngrams(word, config)], dtype=np.uint64)
+        if len(_CHAR_KEYS) >= _TOKEN_INFO_LIMIT:
+            _CHAR_KEYS.clear()
+        _CHAR_KEYS[cache_key] = keys
+    return keys
 
 
 def encode_batch(
@@ -247,6 +294,24 @@ def encode_batch(
     Python touches each *token* once (regex + a cached lookup); n-gram keys are computed for
     the whole batch with vectorised NumPy.
     """
+    keys, row_splits, _ = _encode(texts, config, words=False)
+    return keys, row_splits
+
+
+def encode_batch_words(
+    texts: Iterable[str], config: TokenizerConfig = TokenizerConfig()
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """:func:`encode_batch` plus each text's distinct Latin-script words:
+    ``(keys, row_splits, words, word_ids, word_splits)``, where ``words`` lists the batch's
+    distinct word tokens and ``word_ids[word_splits[i]:word_splits[i + 1]]`` are the indices
+    (into ``words``) of text ``i``'s distinct words, sorted. Character n-gram features
+    (``config.char_ngrams``) are per distinct word of a text: :func:`char_ngram_keys` of each.
+    """
+    keys, row_splits, (words, word_ids, word_splits) = _encode(texts, config, words=True)
+    return keys, row_splits, words, word_ids, word_splits
+
+
+def _encode(texts: Iterable[str], config: TokenizerConfig, words: bool):
     raw_tokens: list[str] = []
     tokens_per_text: list[int] = []
     for text in texts:
@@ -288,7 +353,28 @@ def encode_batch(
     order = np.argsort(all_text, kind="stable")
     row_splits = np.zeros(n_texts + 1, dtype=np.int64)
     np.cumsum(np.bincount(all_text, minlength=n_texts), out=row_splits[1:])
-    return all_keys[order], row_splits
+    if not words:
+        return all_keys[order], row_splits, None
+    # Distinct words per text: word tokens are identified by their unigram key.
+    is_word = flag == _WORD_FLAG
+    word_positions = np.flatnonzero(is_word)
+    word_keys = unigram[word_positions]
+    # np.unique hashes in NumPy 2.4, which is far slower than sorting on many large integers.
+    by_key = np.argsort(word_keys, kind="stable")
+    sorted_keys = word_keys[by_key]
+    starts = np.ones(len(sorted_keys), dtype=bool)
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=starts[1:])
+    inverse = np.empty(len(sorted_keys), dtype=np.int64)
+    inverse[by_key] = np.cumsum(starts) - 1
+    word_list = [raw_tokens[i] for i in word_positions[by_key[starts]]]
+    n_words = max(len(word_list), 1)
+    pairs = np.sort(token_text[word_positions] * n_words + inverse)
+    if len(pairs) > 1:
+        pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))]
+    pair_text, word_ids = np.divmod(pairs, n_words)
+    word_splits = np.zeros(n_texts + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pair_text, minlength=n_texts), out=word_splits[1:])
+    return all_keys[order], row_splits, (word_list, word_ids.astype(np.int64), word_splits)
 
 
 def detect_language(text: str) -> str:

@@ -80,6 +80,15 @@ def test_train_promote_serve_and_roll_back(invocations, tmp_path):
     assert status == 200 and scored["model_version"] == first["version"]
     assert [r["language"] for r in scored["results"]] == ["en", "zh"]
     assert scored["results"][0]["score"] > 0 > scored["results"][1]["score"]
+    # A request can choose the NEUTRAL threshold: with 0 the label is the most probable class.
+    status, decided = call("sentiment", "POST", "/v1/sentiment", {"texts": ["it was a room", "ok"],
+                                                                  "neutral_threshold": 0})
+    assert status == 200
+    for result in decided["results"]:
+        probabilities = result["probabilities"]
+        assert result["label"].lower() == max(probabilities, key=probabilities.get)
+    status, undecided = call("sentiment", "POST", "/v1/sentiment", {"text": "great", "neutral_threshold": 1})
+    assert status == 200 and undecided["results"][0]["label"] == "NEUTRAL"
 
     # Every stored review was scored after promotion: item summaries exist.
     item_id = rows[0]["item_id"]
@@ -130,6 +139,8 @@ def test_a_failing_training_run_leaves_the_current_model_alone(invocations, tmp_
     ({"texts": []}, 422),
     ({"text": "a", "texts": ["b"]}, 422),
     ({}, 422),
+    ({"text": "a", "neutral_threshold": 1.5}, 422),
+    ({"text": "a", "neutral_threshold": "low"}, 422),
 ])
 def test_sentiment_bad_input_never_500(aws, body, status):
     got, error = call("sentiment", "POST", "/v1/sentiment", body)

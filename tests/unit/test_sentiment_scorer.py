@@ -69,6 +69,47 @@ def test_not_confident_means_neutral():
     assert result["label"] == "NEUTRAL" and result["score"] == 0.0 and "note" not in result
 
 
+def test_a_request_can_choose_the_neutral_threshold():
+    weak = SentimentScorer(artifact(weights={"fine": (-0.2, 0.2)}))
+    assert weak.score(["fine"])[0]["label"] == "NEUTRAL"  # below the artifact's 0.6
+    assert weak.score(["fine"], neutral_threshold=0.0)[0]["label"] == "POSITIVE"
+    assert weak.score(["fine", ""], neutral_threshold=0.0)[1]["label"] == "NEUTRAL"  # empty text stays NEUTRAL
+    assert SentimentScorer(artifact()).score(["great"], neutral_threshold=1.0)[0]["label"] == "NEUTRAL"
+    with pytest.raises(ValueError, match="neutral_threshold"):
+        weak.score(["fine"], neutral_threshold=1.5)
+
+
+def test_character_ngrams_add_each_distinct_words_known_grams():
+    from tailor.text import TokenizerConfig, char_ngram_key, char_ngrams
+
+    config = TokenizerConfig(char_ngrams=4, char_min=3)
+    weights = {"<go": (-1.0, 1.0), "ood": (-0.5, 0.5), "<ba": (2.0, -2.0)}  # character n-grams
+    keys = {char_ngram_key(gram): weight for gram, weight in weights.items()}
+    keys[ngram_key(["good"])] = (-3.0, 3.0)  # and a word
+    vocabulary = np.array(sorted(keys), dtype=np.uint64)
+    table = np.array([keys[k] for k in sorted(keys)], dtype=np.float32)
+    idf = np.array([1.0, 2.0, 0.5, 1.5], dtype=np.float32)
+    model = SentimentArtifact(vocabulary=vocabulary, nb_table=table, idf=idf, idf_table=table * 2,
+                              bias=np.zeros((2, 2), np.float32), head_weights=np.array([0.5, 0.5], np.float32),
+                              classes=("negative", "positive"), tokenizer=config)
+    scorer = SentimentScorer(model)
+    texts = ["good goods, good", "bad", "google", "", "好"]
+    sums = scorer.feature_sums(texts)
+    row = {int(k): i for i, k in enumerate(vocabulary)}
+
+    def expected(features: list[int]) -> np.ndarray:
+        rows = [row[k] for k in features if k in row]
+        return np.concatenate([table[rows].sum(0), 2 * table[rows].sum(0), [np.sum(idf[rows] ** 2)]])
+
+    for index, text in enumerate(texts):
+        words = {w for w in text.replace(",", " ").split() if char_ngrams(w, config)}
+        features = [ngram_key(["good"])] if "good" in words else []
+        features += [char_ngram_key(g) for w in sorted(words) for g in char_ngrams(w, config)]  # per word
+        np.testing.assert_allclose(sums[index], expected(features), atol=1e-6)
+    # The per-word cache gives the same answer batch by batch.
+    np.testing.assert_allclose(np.vstack([scorer.feature_sums([t]) for t in texts]), sums, atol=1e-12)
+
+
 def test_three_class_model_can_say_neutral_itself():
     three = artifact(classes=("negative", "neutral", "positive"),
                      weights={"okay": (0.0, 4.0, 0.0), "great": (-2.0, 0.0, 4.0)})
@@ -110,7 +151,8 @@ def test_artifact_round_trips_through_files_and_folders(tmp_path):
     assert set(files) == {WEIGHTS_FILE, CONFIG_FILE}
     config = json.loads(files[CONFIG_FILE])
     assert config["classes"] == ["negative", "positive"] and config["model_version"] == "v-test"
-    assert config["neutral_threshold"] == 0.6 and config["tokenizer"] == {"word_ngrams": 2, "cjk_ngrams": 3}
+    assert config["neutral_threshold"] == 0.6 and config["tokenizer"] == {"word_ngrams": 2, "cjk_ngrams": 3,
+                                                                   "char_ngrams": 0, "char_min": 2}
     original.save(tmp_path)
     for restored in (SentimentArtifact.from_files(files), SentimentArtifact.load(tmp_path)):
         texts = ["great", "awful 差", "meh"]

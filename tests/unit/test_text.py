@@ -13,8 +13,12 @@ from tailor.text import (
     NUMBER_TOKEN,
     URL_TOKEN,
     TokenizerConfig,
+    char_ngram_key,
+    char_ngram_keys,
+    char_ngrams,
     detect_language,
     encode_batch,
+    encode_batch_words,
     ngram_key,
     ngrams,
     normalize,
@@ -99,6 +103,35 @@ def test_config_controls_ngram_lengths():
     assert TokenizerConfig.from_dict(config.to_dict()) == config
 
 
+def test_character_ngrams_of_words():
+    config = TokenizerConfig(char_ngrams=4, char_min=3)
+    assert char_ngrams("good", config) == ["<go", "goo", "ood", "od>", "<goo", "good", "ood>"]
+    assert char_ngrams("aaaa", TokenizerConfig(char_ngrams=2)) == ["<a", "aa", "a>"]  # distinct
+    assert char_ngrams("good", TokenizerConfig()) == []  # off by default
+    for not_a_word in ("好", "<num>", "!", "😍", ":)"):
+        assert char_ngrams(not_a_word, config) == []
+    # Salted: the key of the character n-gram "goo" is not the key of the word "goo".
+    assert char_ngram_key("goo") != ngram_key(["goo"])
+    assert list(char_ngram_keys("good", config)) == [char_ngram_key(g) for g in char_ngrams("good", config)]
+    with pytest.raises(ValueError):
+        TokenizerConfig(char_ngrams=3, char_min=4)
+    assert TokenizerConfig.from_dict(config.to_dict()) == config
+    # Artifacts written before character n-grams existed have none.
+    assert TokenizerConfig.from_dict({"word_ngrams": 2, "cjk_ngrams": 3}).char_ngrams == 0
+
+
+def test_batch_words_are_each_texts_distinct_word_tokens():
+    config = TokenizerConfig(char_ngrams=5)
+    texts = ["Good movie, good GOOD!", "", "房间 很好 wifi", "it's not 3 :)"]
+    keys, splits, words, word_ids, word_splits = encode_batch_words(texts, config)
+    plain_keys, plain_splits = encode_batch(texts, config)
+    np.testing.assert_array_equal(splits, plain_splits)  # the n-gram keys are unchanged
+    np.testing.assert_array_equal(np.sort(keys), np.sort(plain_keys))
+    per_text = [sorted(words[i] for i in word_ids[word_splits[t] : word_splits[t + 1]]) for t in range(len(texts))]
+    assert per_text == [["good", "movie"], [], ["wifi"], ["'s", "it", "not"]]
+    assert len(set(words)) == len(words)
+
+
 # --------------------------------------------------------------------------- keys
 
 
@@ -176,6 +209,17 @@ def test_a_batch_encodes_each_text_as_alone(texts):
     keys, splits = encode_batch(texts)
     for index, text in enumerate(texts):
         assert sorted(int(k) for k in keys[splits[index] : splits[index + 1]]) == keys_of(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(any_text, mixed_text), max_size=6))
+def test_batch_words_equal_the_word_tokens_of_each_text(texts):
+    config = TokenizerConfig(char_ngrams=5)
+    _, _, words, word_ids, word_splits = encode_batch_words(texts, config)
+    for index, text in enumerate(texts):
+        expected = {token for token in tokenize(text) if char_ngrams(token, config)}
+        assert {words[i] for i in word_ids[word_splits[index] : word_splits[index + 1]]} == expected
+        assert len(set(word_ids[word_splits[index] : word_splits[index + 1]])) == word_splits[index + 1] - word_splits[index]
 
 
 @settings(max_examples=300, deadline=None)
