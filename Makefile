@@ -5,13 +5,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
+# checkov pins boto3, botocore and packaging to versions that break moto and pytest: its own venv.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION ?= >=3.2,<4
 PORT ?= 3000
 SHARED_DATA ?= ../shared/data
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/shared:$(CURDIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint unit integration e2e fuzz local size bench bench-ingest events clean
+.PHONY: help venv demo test lint unit integration e2e fuzz local size bench bench-ingest load events clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -29,18 +32,25 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
 	@touch $@
 
+$(CHECKOV_VENV)/.installed:
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov$(CHECKOV_VERSION)'
+	@touch $@
+
 demo: venv ## Run the whole job end to end on the local stack with generated data
 	$(PY) -m infra.demo
 
-local: venv ## Serve the API on http://127.0.0.1:3000 (PORT=... to change) (moto-backed S3/DynamoDB; Ctrl-C stops)
-	$(PY) -m infra.local_stack --port $(PORT)
+local: venv ## Serve the API on http://127.0.0.1:3000 (PORT=..., AUTH=1 for SigV4 + API key as deployed; Ctrl-C stops)
+	$(PY) -m infra.local_stack --port $(PORT) $(if $(AUTH),--auth)
 
 test: lint ## Lint the template and run every test (unit, integration, e2e)
 	$(PY) -m pytest tests
 
-lint: venv $(SAM_VENV)/.installed ## cfn-lint and `sam validate --lint` on template.yaml
+lint: venv $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## cfn-lint, `sam validate --lint` and checkov on template.yaml
 	$(VENV)/bin/cfn-lint template.yaml
 	AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none $(SAM) validate --lint --region us-east-1 --template template.yaml
+	@# Every finding fails the build unless the resource skips it with a justification (Metadata.checkov.skip).
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
 unit: venv ## Only the fast tests
 	$(PY) -m pytest tests/unit
@@ -75,6 +85,9 @@ bench: $(VENV)/.bench-installed ## All benchmarks on $(SHARED_DATA), baselines s
 
 bench-ingest: venv ## Ingest benchmark only (ml-100k + 1M generated interactions through the local stack)
 	$(PY) -m bench.ingest --data $(SHARED_DATA)
+
+load: venv ## Load test: 200 clients on recommendations + sentiment for 60 s against the local stack (127.0.0.1)
+	$(PY) -m bench.load --clients 200 --duration 60
 
 events: $(SAM_VENV)/.installed ## Regenerate the canonical test events with `sam local generate-event`
 	$(SAM) local generate-event apigateway aws-proxy > tests/events/apigateway_rest_proxy.json

@@ -1,6 +1,7 @@
 """Serve Tailor's HTTP API locally from template.yaml: no AWS account, no Docker.
 
     python -m infra.local_stack [--port 3000] [--moto-port 4566] [--template template.yaml] [--stage local]
+                                [--auth [--api-key KEY]]
 
 What runs (all read from the template, see infra/local/):
 - an embedded moto server with the template's bucket, table and queues;
@@ -9,6 +10,11 @@ What runs (all read from the template, see infra/local/):
 - the API routes on http://127.0.0.1:<port>, as API Gateway REST proxy events;
 - S3 ObjectCreated notifications delivered to the functions whose S3 events match;
 - GET /__local/health (local only): moto URL, physical names of buckets, tables, functions.
+
+Open by default: every route answers without credentials. `--auth` checks what the template
+declares, as API Gateway does: the administrative routes need a SigV4 signature (service
+execute-api, region us-east-1, access key `testing` / secret `testing`), the website routes
+need `x-api-key` (generated per run and printed at start, or `--api-key`). See infra/local/auth.py.
 
 `--port 0` and `--moto-port 0` pick free ports; the ready line shows the real URL. Ctrl-C or
 SIGTERM stops everything and exits 0.
@@ -40,12 +46,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stage", default="local", help="value of the template's Stage parameter (default local)")
     parser.add_argument("--max-workers", type=int, default=2,
                         help="worker processes per function unless it reserves concurrency (default 2)")
+    parser.add_argument("--auth", action="store_true",
+                        help="require SigV4 on admin routes and x-api-key on website routes, as deployed")
+    parser.add_argument("--api-key", help="with --auth: the website API key (default: a new one, printed at start)")
     parser.add_argument("-v", "--verbose", action="store_true", help="also log every request moto serves")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    if args.api_key is not None and not args.auth:
+        print("local stack: --api-key needs --auth", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
 
     stopping = threading.Event()
@@ -54,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stopping.set())
 
     stack = LocalStack(args.template, port=args.port, moto_port=args.moto_port, stage=args.stage,
-                       host=args.host, max_workers=args.max_workers)
+                       host=args.host, max_workers=args.max_workers, auth=args.auth, api_key=args.api_key)
     try:
         stack.start()
     except (TemplateError, OSError, ValueError, yaml.YAMLError) as exc:

@@ -56,6 +56,10 @@ class ApiRoute:
     path: str  # resource path template, e.g. /v1/users/{user_id}/profile
     stage: str
     binary_media_types: tuple[str, ...] = ()
+    # Auth as the template declares it (the API's DefaultAuthorizer unless the event says
+    # otherwise): "AWS_IAM" (SigV4) or "NONE"; enforced only by a stack started with --auth.
+    authorizer: str = "NONE"
+    api_key_required: bool = False
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -303,12 +307,24 @@ def _read_events(model: StackModel, spec: FunctionSpec, events: dict, resources:
             binary_types = tuple(cfn_string(t).replace("~1", "/")
                                  for t in resolver.resolve(api_properties.get("BinaryMediaTypes") or []))
             method = cfn_string(resolver.resolve(properties["Method"])).upper()
+            path = cfn_string(resolver.resolve(properties["Path"]))
+            api_auth = api_properties.get("Auth") or {}
+            event_auth = properties.get("Auth") or {}
+            authorizer = cfn_string(resolver.resolve(
+                event_auth.get("Authorizer", api_auth.get("DefaultAuthorizer", "NONE"))))
+            if authorizer not in ("AWS_IAM", "NONE"):
+                model.warnings.append(f"{spec.logical_id} {method} {path}: authorizer {authorizer} is "
+                                      f"{NOT_EMULATED_NOTE}; the route is open even with --auth")
+                authorizer = "NONE"
+            api_key_required = resolver.resolve(event_auth.get("ApiKeyRequired", api_auth.get("ApiKeyRequired", False)))
             model.routes.append(ApiRoute(
                 function=spec.logical_id,
                 method=method,
-                path=cfn_string(resolver.resolve(properties["Path"])),
+                path=path,
                 stage=stage,
                 binary_media_types=binary_types,
+                authorizer=authorizer,
+                api_key_required=str(api_key_required).lower() == "true",
             ))
         elif kind == "S3":
             bucket_ref = properties.get("Bucket")
