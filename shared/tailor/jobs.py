@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import boto3
@@ -25,6 +26,24 @@ class LambdaInvoker:
     def __call__(self, payload: dict) -> None:
         self.client.invoke(FunctionName=self.function_name, InvocationType="Event",
                            Payload=json.dumps(payload).encode())
+
+
+# The training function's Timeout (template.yaml) plus a margin: a run still RUNNING after this
+# was killed (timeout, out of memory) before it could record its end.
+RUNNING_LIMIT_SECONDS = 900 + 300
+
+
+def _timed_out(job: dict) -> dict | None:
+    if job.get("status") != "RUNNING" or not job.get("started_at"):
+        return None
+    try:
+        started = datetime.fromisoformat(str(job["started_at"]).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if (datetime.now(timezone.utc) - started).total_seconds() <= RUNNING_LIMIT_SECONDS:
+        return None
+    return {**job, "status": "FAILED", "error": "the training run timed out or was stopped before it "
+            "finished (no result was recorded); the current models are unchanged"}
 
 
 class TrainingJobs:
@@ -68,7 +87,7 @@ class TrainingJobs:
         job = self.state.get(f"JOB#{job_id}", "JOB")
         if not job:
             raise NotFound(f"no training job {job_id!r}")
-        return self.public(job)
+        return self.public(_timed_out(job) or job)
 
     def mark_running(self, job_id: str) -> None:
         self.state.update(f"JOB#{job_id}", "JOB", set={"status": "RUNNING", "started_at": now_iso()})

@@ -129,6 +129,8 @@ class ModelCache(Generic[T]):
         self._revision: int = 0  # bumped on the pointer when artifacts are rewritten in place (erase)
         self._checked_at: float | None = None
         self.last_error: str | None = None
+        self.fallback_from: str | None = None  # the current version that could not be loaded
+        self._expired_version: str | None = None
 
     def get(self) -> tuple[T, str]:
         with self._lock:
@@ -147,7 +149,7 @@ class ModelCache(Generic[T]):
         """Re-read the pointer on the next request (e.g. after an erase rewrote the artifacts)."""
         with self._lock:
             self._checked_at = None
-            self._version = None
+            self._expired_version, self._version = self._version, None
 
     def _refresh(self) -> None:
         try:
@@ -164,6 +166,27 @@ class ModelCache(Generic[T]):
             self.last_error = None
         except Exception as exc:
             self.last_error = f"{self.model} model {pointer.get('version')} could not be loaded: {exc}"
+            if self._loaded is None:  # a cold container has no last good model of its own
+                self._load_previous(pointer.get("version"))
+            elif self._version is None:  # expire() asked for a reload that failed: the loaded model answers on
+                self._version = self._expired_version
+
+    def _load_previous(self, broken: str | None) -> None:
+        """The current version's artifacts are missing or corrupt and nothing is loaded yet:
+        serve the newest earlier promoted version that still loads rather than answer 503."""
+        try:
+            versions = self.registry.state.query(f"MODEL#{self.model}", newest_first=True, limit=20)
+        except Exception:
+            return
+        for item in versions:
+            if item.get("version") == broken or not item.get("promoted"):
+                continue
+            try:
+                self._loaded = self.loader(self.registry, item["version"])
+            except Exception:
+                continue
+            self._version, self.fallback_from = item["version"], broken
+            return
 
 
 def dumps(value: Any) -> bytes:
