@@ -162,6 +162,12 @@ def test_admin_routes_need_iam_and_website_routes_an_api_key_with_a_usage_plan(t
         else:
             assert "Auth" not in props, f"{route} overrides the API's IAM authorization"
     assert WEBSITE_ROUTES <= seen
+    # What back-office roles attach: invoke this API's stage only.
+    invoke = template["Resources"]["ApiInvokePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert invoke == [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": {"Fn::Sub": (
+        "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${TailorApi}/${Stage}/*")}}]
+    for output in ("ApiKeyId", "UsagePlanId", "ApiInvokePolicyArn"):
+        assert output in template["Outputs"], output
 
 
 def test_checkov_skips_are_justified(template):
