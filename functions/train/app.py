@@ -2,6 +2,7 @@
 
 from aws_lambda_powertools import Logger
 
+from tailor.observability import metrics
 from tailor.services import model_registry, object_store, state_table, training_jobs
 from tailor.training.job import run_job
 
@@ -9,6 +10,7 @@ logger = Logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(raise_on_empty_metrics=False, capture_cold_start_metric=True)  # TrainingDuration, TrainingJobsFailed
 def lambda_handler(event, context):
     logger.append_keys(job_id=event.get("job_id"))
     return run_job(event, jobs=training_jobs(), registry=model_registry(), store=object_store(),

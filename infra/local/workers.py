@@ -241,3 +241,8 @@ class FunctionPool:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers (e.g. to read their peak memory from /proc)."""
+        with self._condition:
+            return [worker.process.pid for worker in self._idle + list(self._busy) if worker.alive]

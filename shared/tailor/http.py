@@ -7,6 +7,7 @@ own validation errors are translated here, so no route ever answers in another s
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Callable
 
 from aws_lambda_powertools import Logger
@@ -16,6 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.router import Router
 
 from .errors import BadRequest, TailorError
+from .observability import MetricUnit, metrics
 
 logger = Logger(child=True)
 
@@ -82,20 +84,56 @@ def json_body(app: APIGatewayRestResolver) -> Any:
 def make_handler(*routers: Router, on_records: Callable[[dict], Any] | None = None,
                  on_invoke: Callable[[dict], Any] | None = None):
     """The Lambda entry point every function uses: structured logs with the API Gateway request
-    id as correlation id; S3 event batches (`Records`) go to `on_records`, direct invocations
-    (no `httpMethod`, e.g. a function's own asynchronous work) to `on_invoke`, requests to the routes."""
+    id as correlation id, metrics flushed once per invocation (tailor.observability); S3 event
+    batches (`Records`) go to `on_records`, direct invocations (no `httpMethod`, e.g. a function's
+    own asynchronous work) to `on_invoke`, requests to the routes."""
     from aws_lambda_powertools.logging import correlation_paths
 
     app = build_app(*routers)
     root_logger = Logger()
 
     @root_logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+    @metrics.log_metrics(raise_on_empty_metrics=False, capture_cold_start_metric=True)  # one flush per invocation
     def lambda_handler(event: dict, context: Any) -> Any:
+        started, response = time.perf_counter(), None
         if "Records" in event and on_records is not None:
-            return on_records(event)
-        if on_invoke is not None and "httpMethod" not in event:
-            return on_invoke(event)
-        return app.resolve(event, context)
+            route, handle = "S3 event", on_records
+        elif on_invoke is not None and "httpMethod" not in event:
+            route, handle = "invoke", on_invoke
+        else:
+            # The route template API Gateway matched, never the raw path: ids stay out of dimensions.
+            route = f"{event.get('httpMethod')} {event.get('resource') or 'unknown'}"
+            handle = lambda event: app.resolve(event, context)  # noqa: E731
+        try:
+            response = handle(event)
+            return response
+        finally:
+            _record_request(route, response, (time.perf_counter() - started) * 1000)
 
     lambda_handler.app = app  # type: ignore[attr-defined]  # tests and the OpenAPI export read it
     return lambda_handler
+
+
+def _record_request(route: str, response: Any, latency_ms: float) -> None:
+    """Requests, Latency and ServerErrors per route; for answers from a model, which version
+    answered and whether a recommendation fell back to popular items (design §4 `strategy`)."""
+    metrics.add_dimension("route", route)
+    metrics.add_metric("Requests", MetricUnit.Count, 1)
+    metrics.add_metric("Latency", MetricUnit.Milliseconds, latency_ms)
+    status = response.get("statusCode") if isinstance(response, dict) else None
+    failed = response is None or (isinstance(status, int) and status >= 500)  # None: the handler raised
+    metrics.add_metric("ServerErrors", MetricUnit.Count, 1 if failed else 0)
+    body = response.get("body") if isinstance(response, dict) and status == 200 else None
+    # Answers from a model start with their `strategy`/`model_version` (recommend_service, sentiment_service).
+    if not isinstance(body, str) or '"model_version"' not in body[:300]:
+        return
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return
+    if answer.get("model_version"):
+        metrics.add_metadata("model_version", str(answer["model_version"]))
+        metrics.add_metric("ModelVersionServed", MetricUnit.Count, 1)
+    if answer.get("strategy"):
+        metrics.add_metadata("strategy", str(answer["strategy"]))
+        metrics.add_metric("Fallback", MetricUnit.Count, 1 if answer["strategy"] == "popular" else 0)

@@ -21,6 +21,7 @@ from urllib.parse import unquote_plus
 from . import datasets, privacy
 from .errors import Invalid, PayloadTooLarge
 from .files import FileRejected, read_file
+from .observability import MetricUnit, metrics
 from .records import SCHEMAS, Validated, dataset_name, validate_records
 from .storage import ConditionFailed, ObjectStore, StateTable
 
@@ -185,6 +186,9 @@ class IngestService:
             )
         except ConditionFailed:  # a concurrent delivery of the same batch won the race
             return self._log_duplicate(name, source, batch_id)
+        metrics.add_metadata("dataset", name)
+        metrics.add_metric("RowsStored", MetricUnit.Count, result.rows_stored)
+        metrics.add_metric("RowsRejected", MetricUnit.Count, result.rows_rejected)
         return result
 
     def _log_duplicate(self, name: str, source: str, batch_id: str) -> IngestResult:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..jobs import TrainingJobs
+from ..observability import MetricUnit, metrics
 from ..registry import ModelRegistry, new_version, promotion_decision
 from ..storage import ObjectStore, StateTable
 
@@ -68,6 +69,7 @@ def run_job(event: dict, *, jobs: TrainingJobs, registry: ModelRegistry, store: 
             candidate.metrics["gate"] = {"metric": candidate.gate_metric, "score": candidate.score,
                                          "baseline": candidate.baseline_name, "baseline_score": candidate.baseline}
             candidate.metrics["training_seconds"] = round(time.monotonic() - started, 1)
+            metrics.add_metric("TrainingDuration", MetricUnit.Seconds, time.monotonic() - started)  # one value per model
             registry.save_version(model, version, candidate.artifacts, candidate.metrics, candidate.report, job_id)
             current = registry.current(model)
             current_item = registry.version(model, current["version"]) if current else None
@@ -87,6 +89,8 @@ def run_job(event: dict, *, jobs: TrainingJobs, registry: ModelRegistry, store: 
         # The current model and its pointer are untouched; the job says what went wrong.
         traceback.print_exc()
         jobs.finish(job_id, "FAILED", results=results, error=f"{type(exc).__name__}: {exc}")
+        metrics.add_metric("TrainingJobsFailed", MetricUnit.Count, 1)  # the template's alarm watches it
         return {"job_id": job_id, "status": "FAILED"}
     jobs.finish(job_id, "SUCCEEDED", results=results)
+    metrics.add_metric("TrainingJobsFailed", MetricUnit.Count, 0)
     return {"job_id": job_id, "status": "SUCCEEDED"}

@@ -1,0 +1,39 @@
+"""Metrics for every function: one Powertools `Metrics` (CloudWatch embedded metric format).
+
+Each invocation flushes once (`log_metrics` on the handler), as one JSON line in the function's
+log that CloudWatch turns into metrics; no API call, no extra permission. Dimensions stay few and
+low-cardinality: `service` (POWERTOOLS_SERVICE_NAME), `stage` (STAGE) and, for requests, `route`
+(the route template such as `GET /v1/users/{user_id}/recommendations`, never the raw path).
+Ids, texts and other customer data never become dimensions; what helps to read a single line
+(the model version that answered, the dataset) goes in as metadata, which is not a metric.
+
+Tracing is X-Ray's `Tracing: Active` on every function (template Globals), without the Powertools
+Tracer: the layer deliberately has no aws-xray-sdk (see shared/requirements.txt).
+
+The names, in namespace POWERTOOLS_METRICS_NAMESPACE (`Tailor`):
+- `Requests` (Count), `Latency` (Milliseconds), `ServerErrors` (Count, 1 for a 5xx answer, else 0)
+  per route; S3 event batches and direct invocations count as routes `S3 event` and `invoke`;
+- `Fallback` (Count, 1 when a recommendation answer fell back to popular items, else 0: its
+  Average is the fallback rate) and `ModelVersionServed` (Count, with `model_version` in metadata);
+- `RowsStored`, `RowsRejected` (Count) per ingested batch or file, `dataset` in metadata;
+- `TrainingDuration` (Seconds, one value per model trained), `TrainingJobsFailed` (Count, 1 or 0 per job);
+- `ColdStart` (Powertools' own, dimension `function_name`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+__all__ = ["metrics", "MetricUnit", "NAMESPACE"]
+
+# The template sets the variable; tests and scripts that call services directly get the same name.
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Tailor"
+
+# Powertools shares one metric set between all `Metrics` instances of a process, so the ingest
+# and training code add to the same batch that the handler's `log_metrics` flushes.
+metrics = Metrics(namespace=NAMESPACE)
+if os.environ.get("STAGE"):
+    metrics.set_default_dimensions(stage=os.environ["STAGE"])
