@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.router import Router
 
 from .errors import BadRequest, TailorError
+from .logsafe import exception_summary
 from .observability import MetricUnit, metrics
 
 logger = Logger(child=True)
@@ -63,8 +64,9 @@ def build_app(*routers: Router) -> APIGatewayRestResolver:
 
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception):
-        # Log the detail for operators; never leak internals (or customer data) to the client.
-        logger.exception("unhandled error")
+        # Log where it failed for operators (type and stack, not the message: it may quote customer
+        # data, see tailor.logsafe); never leak internals to the client either.
+        logger.error("unhandled error", extra=exception_summary(exc))
         return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
 
     return app

@@ -7,13 +7,14 @@ imported only when its model is trained, so the job runner itself stays TensorFl
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ..jobs import TrainingJobs
+from ..logsafe import exception_summary
 from ..observability import MetricUnit, metrics
 from ..registry import ModelRegistry, new_version, promotion_decision
 from ..storage import ObjectStore, StateTable
@@ -87,7 +88,8 @@ def run_job(event: dict, *, jobs: TrainingJobs, registry: ModelRegistry, store: 
                               "metrics": candidate.metrics, "report": f"reports/{model}/{version}/"}
     except Exception as exc:
         # The current model and its pointer are untouched; the job says what went wrong.
-        traceback.print_exc()
+        # Type and stack only: the message may quote stored rows (tailor.logsafe); the job record keeps it.
+        print(json.dumps({"job_id": job_id, "message": "training job failed", **exception_summary(exc)}), flush=True)
         jobs.finish(job_id, "FAILED", results=results, error=f"{type(exc).__name__}: {exc}")
         metrics.add_metric("TrainingJobsFailed", MetricUnit.Count, 1)  # the template's alarm watches it
         return {"job_id": job_id, "status": "FAILED"}
