@@ -59,13 +59,6 @@ def test_batch_limit_and_clear_errors(client):
     assert status == 200 and body["rows_stored"] == 500
 
 
-def test_routes_of_later_releases_say_so(client):
-    for method, path in [("GET", "/v1/users/u1/profile"), ("GET", "/v1/segments"),
-                         ("POST", "/v1/audiences")]:
-        status, body = client.request(method, path, {} if method == "POST" else None)
-        assert status == 501 and "not available" in body["error"]["message"], (path, body)
-
-
 def test_unknown_route_and_wrong_method(client):
     assert client.request("GET", "/v1/nope")[0] == 404
     assert client.request("DELETE", "/v1/datasets")[0] in (404, 405)

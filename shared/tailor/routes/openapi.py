@@ -99,7 +99,8 @@ REQUEST_BODIES = {
     ("post", "/v1/reviews"): _batch_body("reviews", ("review_id", "user_id", "item_id", "text", "rating", "label",
                                                      "timestamp", "language")),
     ("post", "/v1/sentiment"): {"type": "object", "properties": {
-        "text": _STR, "texts": {"type": "array", "minItems": 1, "maxItems": 100, "items": _STR}}},
+        "text": _STR, "texts": {"type": "array", "minItems": 1, "maxItems": 100, "items": _STR},
+        "neutral_threshold": {"type": "number", "minimum": 0, "maximum": 1}}},
 }
 
 
