@@ -8,3 +8,16 @@ from pathlib import Path
 _SHARED = str(Path(__file__).resolve().parents[1] / "shared")
 if _SHARED not in sys.path:
     sys.path.insert(0, _SHARED)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def save_results(name: str, results: dict, markdown: str) -> None:
+    """Write ``bench/results/<name>.json`` and ``<name>.md`` (what the README quotes) and print
+    the Markdown."""
+    import json
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown if markdown.endswith("\n") else markdown + "\n")
+    print(markdown)

@@ -32,12 +32,12 @@ import boto3
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from harness import BUCKET, LambdaContext, api_event, fresh_account, load_handler  # noqa: E402
 from infra.importers.movielens import import_movielens  # noqa: E402
+from bench import RESULTS, save_results  # noqa: E402
 
 TARGETS = {"profile_p99_ms": 20.0, "audience_p99_ms": 200.0, "A1_recall": 0.350}
 
@@ -156,11 +156,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="folder holding ml-100k/")
     args = parser.parse_args()
     results = run(Path(args.data))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "customers.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    text = markdown(results)
-    (RESULTS / "customers.md").write_text(text)
-    print(text)
+    save_results("customers", results, markdown(results))
 
 
 if __name__ == "__main__":

@@ -36,14 +36,13 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from bench import baselines
+from bench import baselines, save_results
 from tailor import evaluation
 from tailor.recommender import RatingPredictor, Recommender, RecommenderArtifact, pooled_history
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-RESULTS = ROOT / "bench" / "results"
 ANCHORS = {
     "T1": {"popularity": 0.116, "EASE λ=300": 0.197, "PureSVD 50": 0.185, "ALS 64": 0.161},
     "R1": {"surprise SVD": 0.938, "surprise SVD++": 0.922},
@@ -368,11 +367,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "quick": args.quick}
     results.update(topk_t1(folder, progress))
     results["R1"] = ratings_r1(folder, args.quick, progress)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "recommender.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    text = markdown(results)
-    (RESULTS / "recommender.md").write_text(text)
-    print(text)
+    save_results("recommender", results, markdown(results))
     return results
 
 

@@ -39,9 +39,9 @@ import numpy as np  # noqa: E402
 from tailor import datasets, files  # noqa: E402
 from tailor.profiles import build_profiles  # noqa: E402
 from tailor.records import SCHEMAS  # noqa: E402
+from bench import save_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 
 
 def data_folder(argument: str | None) -> Path:
@@ -236,11 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
             now_ms = int(pc.max(pc.cast(large["interactions"].column("timestamp"), "int64")).as_py()) + 86_400_000
             results["large"] = run(large, now_ms)
             progress(f"large build: {results['large']['build_seconds']} s")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "segments.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    text = markdown(results)
-    (RESULTS / "segments.md").write_text(text)
-    print(text)
+    save_results("segments", results, markdown(results))
     return results
 
 

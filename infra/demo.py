@@ -8,7 +8,7 @@ what happens. No AWS account, no Docker.
 from __future__ import annotations
 
 import argparse
-import json
+import csv
 import socket
 import sys
 import time
@@ -94,11 +94,14 @@ def train_models(client: TailorClient) -> None:
     say(f"report: s3://<data bucket>/{sent['report']}report.md (+ calibration.png)")
 
 
-def recommendations(client: TailorClient, files: dict) -> None:
-    import csv
-
+def first_users(files: dict, count: int = 3) -> list[str]:
+    """The first customers of the generated interactions file (the demo shows these)."""
     with open(files["interactions"], encoding="utf-8") as handle:
-        users = list(dict.fromkeys(row["user_id"] for row in csv.DictReader(handle)))[:3]
+        return list(dict.fromkeys(row["user_id"] for row in csv.DictReader(handle)))[:count]
+
+
+def recommendations(client: TailorClient, files: dict) -> None:
+    users = first_users(files)
     for user in users:
         step(f"GET /v1/users/{user}/recommendations?k=5")
         body = client.call("GET", f"/v1/users/{user}/recommendations?k=5")
@@ -135,7 +138,6 @@ def score_texts(client: TailorClient) -> None:
 
 
 def item_sentiment(client: TailorClient, files: dict) -> None:
-    import csv
     from collections import Counter
 
     with open(files["reviews"], encoding="utf-8") as handle:
@@ -149,10 +151,7 @@ def item_sentiment(client: TailorClient, files: dict) -> None:
 
 
 def customers(client: TailorClient, files: dict) -> None:
-    import csv
-
-    with open(files["interactions"], encoding="utf-8") as handle:
-        users = list(dict.fromkeys(row["user_id"] for row in csv.DictReader(handle)))[:3]
+    users = first_users(files)
     for user in users:
         step(f"GET /v1/users/{user}/profile")
         p = client.call("GET", f"/v1/users/{user}/profile")
