@@ -267,14 +267,17 @@ class SentimentScorer:
             if not isinstance(text, str):
                 raise TypeError(f"texts[{index}] is {type(text).__name__}, expected str")
         probabilities = self.probabilities(texts)
-        positive = probabilities[:, self._column["positive"]]
-        negative = probabilities[:, self._column["negative"]]
+        positive = probabilities[:, self._column["positive"]].tolist()
+        negative = probabilities[:, self._column["negative"]].tolist()
         neutral_column = self._column.get("neutral")
-        neutral = probabilities[:, neutral_column] if neutral_column is not None else np.zeros(len(texts))
+        neutral = probabilities[:, neutral_column].tolist() if neutral_column is not None else [0.0] * len(texts)
         top = probabilities.argmax(axis=1) if len(texts) else np.zeros(0, dtype=int)
+        confident = (probabilities.max(axis=1, initial=0.0) >= threshold).tolist()
+        labels = [name.upper() for name in self.classes]
+        top_labels = [labels[index] if sure else "NEUTRAL" for index, sure in zip(top.tolist(), confident)]
         results = []
-        for index, text in enumerate(texts):
-            if not text.strip():
+        for text, label, p, n, r in zip(texts, top_labels, positive, negative, neutral):
+            if text.isspace() or not text:
                 results.append(
                     {
                         "label": "NEUTRAL",
@@ -285,21 +288,9 @@ class SentimentScorer:
                     }
                 )
                 continue
-            label = self.classes[top[index]]
-            if probabilities[index, top[index]] < threshold:
-                label = "neutral"
-            results.append(
-                {
-                    "label": label.upper(),
-                    "score": float(positive[index] - negative[index]),
-                    "probabilities": {
-                        "positive": float(positive[index]),
-                        "negative": float(negative[index]),
-                        "neutral": float(neutral[index]),
-                    },
-                    "language": detect_language(text),
-                }
-            )
+            results.append({"label": label, "score": p - n,
+                            "probabilities": {"positive": p, "negative": n, "neutral": r},
+                            "language": detect_language(text)})
         return results
 
 

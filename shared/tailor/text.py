@@ -40,6 +40,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import zlib
+from itertools import chain
 from dataclasses import asdict, dataclass
 from typing import Iterable, Sequence
 
@@ -78,7 +79,7 @@ _ASCII_KINDS = tuple(
     (kind, pattern.replace(_LETTER, "[a-z]")) for kind, pattern in _TOKEN_KINDS if kind not in ("han", "emoji")
 )
 _FIND_ASCII_RE = re.compile("|".join(f"(?:{pattern})" for _, pattern in _ASCII_KINDS))
-_ASCII_LETTER_RE = re.compile("[a-z]")
+_ASCII_LETTER_RE = re.compile("[A-Za-z]")
 
 
 def _find_tokens(normalized: str) -> list[str]:
@@ -115,12 +116,20 @@ class TokenizerConfig:
     # word framed as ``<word>`` (0 = none; see :func:`char_ngrams`).
     char_ngrams: int = 0
     char_min: int = 2
+    # Negation scope (see :func:`negation_scope`): each token inside one is also the feature
+    # ``<not> token``.
+    negation: bool = False
+    # Sentiment lexicon features (see :func:`lexicon_features`): "" = none, else the lexicon's
+    # name (``tailor.sentiment_lexicon.NAME``).
+    lexicon: str = ""
 
     def __post_init__(self) -> None:
         if self.word_ngrams < 1 or self.cjk_ngrams < 1:
             raise ValueError("word_ngrams and cjk_ngrams must be >= 1")
         if self.char_ngrams and not 1 <= self.char_min <= self.char_ngrams:
             raise ValueError("char_min must be between 1 and char_ngrams")
+        if self.lexicon and self.lexicon != _lexicon_name():
+            raise ValueError(f"unknown sentiment lexicon {self.lexicon!r} (this code has {_lexicon_name()!r})")
 
     @property
     def max_n(self) -> int:
@@ -132,7 +141,78 @@ class TokenizerConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TokenizerConfig":
         return cls(word_ngrams=int(data["word_ngrams"]), cjk_ngrams=int(data["cjk_ngrams"]),
-                   char_ngrams=int(data.get("char_ngrams", 0)), char_min=int(data.get("char_min", 2)))
+                   char_ngrams=int(data.get("char_ngrams", 0)), char_min=int(data.get("char_min", 2)),
+                   negation=bool(data.get("negation", False)), lexicon=str(data.get("lexicon", "")))
+
+
+# --------------------------------------------------------------------------- negation, lexicon
+
+# A negator opens a negation scope, which runs to the end of the clause: the next boundary
+# (punctuation), "!", "?" or contrast word, or the end of the text. Chinese negators are Han
+# characters (Han tokens are single characters).
+NEGATORS = ("not", "n't", "no", "never", "without", "nor", "nothing", "none", "nobody", "neither", "cannot",
+            "hardly", "barely", "不", "没", "无", "非", "别", "未")
+SCOPE_ENDS = ("!", "?", "but", "yet", "though", "although")
+NOT_TOKEN = "<not>"
+# Lexicon features: per valence bucket b (-3..3) of the lexicon words in a text (the bucket of a
+# word inside a negation scope flips sign), "<lex+b>" repeated 1, 2 or 3 times for the 1st, 2nd
+# and 3rd (or more) such word: binary features that still count a little.
+LEXICON_MAX_COUNT = 3
+
+
+def lexicon_token(bucket: int) -> str:
+    return f"<lex{bucket:+d}>"
+
+
+def _lexicon_name() -> str:
+    from .sentiment_lexicon import NAME
+
+    return NAME
+
+
+_LEXICON: dict[str, int] = {}
+
+
+def lexicon_buckets() -> dict[str, int]:
+    """word -> valence bucket (-3..3) of the sentiment lexicon (``tailor.sentiment_lexicon``)."""
+    if not _LEXICON:
+        from .sentiment_lexicon import WORDS_BY_VALENCE
+
+        for bucket, words in WORDS_BY_VALENCE.items():
+            _LEXICON.update(dict.fromkeys(words.split(), bucket))
+    return _LEXICON
+
+
+def negation_scope(tokens: Sequence[str]) -> list[bool]:
+    """Per token (``_BOUNDARY`` included), whether it lies in a negation scope: after a negator
+    and before the next scope end; scope ends and boundaries are never inside one."""
+    inside, scope = False, []
+    for token in tokens:
+        if token == _BOUNDARY or token in SCOPE_ENDS:
+            inside = False
+            scope.append(False)
+            continue
+        scope.append(inside)
+        if token in NEGATORS:
+            inside = True
+    return scope
+
+
+def _negation_and_lexicon_features(tokens: list[str], config: TokenizerConfig) -> list[str]:
+    if not (config.negation or config.lexicon):
+        return []
+    scope = negation_scope(tokens)
+    features = [f"{NOT_TOKEN} {token}" for token, inside in zip(tokens, scope) if inside] if config.negation else []
+    if config.lexicon:
+        lexicon, counts = lexicon_buckets(), {}
+        for token, inside in zip(tokens, scope):
+            bucket = lexicon.get(token)
+            if bucket is not None:
+                bucket = -bucket if inside else bucket
+                counts[bucket] = counts.get(bucket, 0) + 1
+        for bucket, count in counts.items():
+            features += [" ".join([lexicon_token(bucket)] * level) for level in range(1, min(count, LEXICON_MAX_COUNT) + 1)]
+    return features
 
 
 def normalize(text: str) -> str:
@@ -191,7 +271,7 @@ def ngrams(text: str, config: TokenizerConfig = TokenizerConfig()) -> list[str]:
             gram = tokens[start : start + n]
             if len(gram) == n and _ngram_allowed(gram, config):
                 features.append(" ".join(gram))
-    return features
+    return features + _negation_and_lexicon_features(tokens, config)
 
 
 def _mix(value: int) -> int:
@@ -222,13 +302,17 @@ def _mix_array(values: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-# raw token -> crc32 of its canonical form | flag << 32, where flag is 1 for a boundary,
-# 2 for an ordinary token and 3 for a Han character (never 0, so a cached value is truthy). Packing both in one int lets the batch
-# encoder convert the whole batch with a single np.array call. Bounded, so that a stream of
-# unique URLs or numbers cannot grow it without limit.
+# raw token -> crc32 of its canonical form | flag << 32 | negation and lexicon bits, where flag
+# is 1 for a boundary, 2 for an ordinary token, 3 for a Han character, 4 for a Latin-script word
+# and 5 for the batch separator (never 0, so a cached value is truthy); bit 36 marks a negator,
+# bit 37 a scope end, and bits 40-43 hold the lexicon bucket + 4 (0: not in the lexicon).
+# Packing it all in one int lets the batch encoder convert the whole batch with a single
+# np.array call. Bounded, so that a stream of unique URLs or numbers cannot grow it without limit.
 _TOKEN_INFO: dict[str, int] = {}
 _TOKEN_INFO_LIMIT = 200_000
 _BOUNDARY_FLAG, _TOKEN_FLAG, _HAN_FLAG, _WORD_FLAG = 1, 2, 3, 4  # _WORD_FLAG: a Latin-script word
+_TOKEN_INFO["\x00"] = 5 << 32  # the batch separator (_SEPARATOR_FLAG, below)
+_NEGATOR_BIT, _SCOPE_END_BIT, _LEXICON_SHIFT = 36, 37, 40
 
 
 def _token_info(raw: str) -> int:
@@ -238,8 +322,13 @@ def _token_info(raw: str) -> int:
     else:
         flag = _HAN_FLAG if _is_han(token) else _WORD_FLAG if _is_word(token) else _TOKEN_FLAG
         info = zlib.crc32(token.encode("utf-8")) | flag << 32
+        info |= (token in NEGATORS) << _NEGATOR_BIT | (token in SCOPE_ENDS) << _SCOPE_END_BIT
+        bucket = lexicon_buckets().get(token)
+        if bucket is not None:
+            info |= (bucket + 4) << _LEXICON_SHIFT
     if len(_TOKEN_INFO) >= _TOKEN_INFO_LIMIT:
         _TOKEN_INFO.clear()
+        _TOKEN_INFO[_SEPARATOR_TOKEN] = _SEPARATOR_FLAG << 32
     _TOKEN_INFO[raw] = info
     return info
 
@@ -311,21 +400,80 @@ def encode_batch_words(
     return keys, row_splits, words, word_ids, word_splits
 
 
-def _encode(texts: Iterable[str], config: TokenizerConfig, words: bool):
+# A batch is tokenised as one string: the normalised texts joined by a separator, split at
+# whitespace into chunks. No token spans whitespace and every pattern's look-around sees
+# whitespace exactly as it sees the start or end of a text, so a text's tokens are its chunks'
+# tokens in order; a chunk's tokens (and their infos) are cached, so the regex runs only for
+# chunks not seen before (most chunks are words that recur). The separator chunk, a lone NUL, is
+# a one-character token that marks where the next text begins; a batch with a NUL inside a
+# text takes the per-text path instead.
+_SEPARATOR = " \x00 "
+_SEPARATOR_TOKEN = "\x00"
+_SEPARATOR_FLAG = 5
+_CHUNKS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {}
+
+
+def _chunk_tokens(chunk: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    raws = tuple(_find_tokens(chunk))
+    get = _TOKEN_INFO.get
+    found = (raws, tuple([get(raw) or _token_info(raw) for raw in raws]))
+    if len(_CHUNKS) >= _TOKEN_INFO_LIMIT:
+        _CHUNKS.clear()
+    _CHUNKS[chunk] = found
+    return found
+
+
+def _tokens_of_chunks(chunks: list[str]) -> tuple[list[str], list[int]]:
+    """Raw tokens and their infos (``_TOKEN_INFO``) of whitespace-free chunks of normalised text."""
+    found = list(map(_CHUNKS.get, chunks))
+    if None in found:
+        found = [tokens or _chunk_tokens(chunk) for chunk, tokens in zip(chunks, found)]
+    if not found:
+        return [], []
+    raws, infos = zip(*found)
+    return list(chain.from_iterable(raws)), list(chain.from_iterable(infos))
+
+
+def _batch_tokens(texts: list[str]) -> tuple[list[str], list[int], list[int] | None]:
+    """Raw tokens of all texts in order, their infos, and the token count per text — or
+    ``None`` when the texts were joined and separator tokens mark where each begins."""
+    joined = _SEPARATOR.join(texts)
+    if not joined.isascii():  # normalize() minus its casefold and "n't" split, done once below
+        joined = _SEPARATOR.join([text if text.isascii() else
+                                  unicodedata.normalize("NFKC", text).translate(_TRANSLATION) for text in texts])
+    # Case folding and the "n't" split are per character and cannot reach across a separator.
+    normalized = joined.casefold().replace("n't", " n't")
+    if normalized.count(_SEPARATOR_TOKEN) == len(texts) - 1:
+        return (*_tokens_of_chunks(normalized.split()), None)
     raw_tokens: list[str] = []
+    infos: list[int] = []
     tokens_per_text: list[int] = []
     for text in texts:
-        found = _find_tokens(normalize(text))
-        raw_tokens.extend(found)
-        tokens_per_text.append(len(found))
-    cache_get = _TOKEN_INFO.get
-    packed = np.array(
-        [cache_get(raw) or _token_info(raw) for raw in raw_tokens], dtype=np.uint64
-    ).reshape(-1)
-    n_texts = len(tokens_per_text)
-    n_tokens = len(raw_tokens)
-    token_text = np.repeat(np.arange(n_texts, dtype=np.int64), tokens_per_text)
-    flag = (packed >> np.uint64(32)).astype(np.int8)
+        raws, text_infos = _tokens_of_chunks(normalize(text).split())
+        raw_tokens += raws
+        infos += text_infos
+        tokens_per_text.append(len(raws))
+    return raw_tokens, infos, tokens_per_text
+
+
+def _encode(texts: Iterable[str], config: TokenizerConfig, words: bool):
+    texts = texts if isinstance(texts, list) else list(texts)
+    raw_tokens, infos, tokens_per_text = _batch_tokens(texts) if texts else ([], [], [])
+    packed = np.array(infos, dtype=np.uint64).reshape(-1)
+    n_texts = len(texts)
+    flag = ((packed >> np.uint64(32)) & np.uint64(0xF)).astype(np.int8)
+    if tokens_per_text is None:  # one joined batch: drop the separators, count texts by them
+        is_separator = flag == _SEPARATOR_FLAG
+        token_text = np.cumsum(is_separator)
+        token_index = np.flatnonzero(~is_separator)
+        token_text, packed, flag = token_text[token_index], packed[token_index], flag[token_index]
+    else:  # texts one by one: a NUL inside a text is an ordinary boundary
+        separators = flag == _SEPARATOR_FLAG
+        if separators.any():
+            packed[separators], flag[separators] = np.uint64(_BOUNDARY_FLAG << 32), _BOUNDARY_FLAG
+        token_text = np.repeat(np.arange(n_texts, dtype=np.int64), tokens_per_text)
+        token_index = None
+    n_tokens = len(packed)
     unigram = _mix_array(packed & np.uint64(0xFFFFFFFF))
 
     prefix = unigram  # prefix[i]: key of the n-gram (of the current length) starting at token i
@@ -348,6 +496,8 @@ def _encode(texts: Iterable[str], config: TokenizerConfig, words: bool):
         keys.append(prefix[keep])
         key_text.append(token_text[head][keep])
 
+    if config.negation or config.lexicon:
+        _add_negation_and_lexicon_keys(packed, unigram, token_text, config, keys, key_text)
     all_keys = np.concatenate(keys)
     all_text = np.concatenate(key_text)
     order = np.argsort(all_text, kind="stable")
@@ -366,7 +516,10 @@ def _encode(texts: Iterable[str], config: TokenizerConfig, words: bool):
     np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=starts[1:])
     inverse = np.empty(len(sorted_keys), dtype=np.int64)
     inverse[by_key] = np.cumsum(starts) - 1
-    word_list = [raw_tokens[i] for i in word_positions[by_key[starts]]]
+    first_positions = word_positions[by_key[starts]]
+    if token_index is not None:
+        first_positions = token_index[first_positions]
+    word_list = [raw_tokens[i] for i in first_positions.tolist()]
     n_words = max(len(word_list), 1)
     pairs = np.sort(token_text[word_positions] * n_words + inverse)
     if len(pairs) > 1:
@@ -375,6 +528,54 @@ def _encode(texts: Iterable[str], config: TokenizerConfig, words: bool):
     word_splits = np.zeros(n_texts + 1, dtype=np.int64)
     np.cumsum(np.bincount(pair_text, minlength=n_texts), out=word_splits[1:])
     return all_keys[order], row_splits, (word_list, word_ids.astype(np.int64), word_splits)
+
+
+_SCOPE_KEYS: dict[str, np.ndarray] = {}
+
+
+def _scope_keys(name: str) -> np.ndarray:
+    """The key of ``<not>`` (``"not"``) and the keys of the lexicon features, ``[bucket + 3, level - 1]``."""
+    if not _SCOPE_KEYS:
+        _SCOPE_KEYS["not"] = np.array([token_key(NOT_TOKEN)], dtype=np.uint64)
+        _SCOPE_KEYS["lexicon_features"] = np.array(
+            [[ngram_key([lexicon_token(b)] * level) for level in range(1, LEXICON_MAX_COUNT + 1)] for b in range(-3, 4)],
+            dtype=np.uint64)
+    return _SCOPE_KEYS[name]
+
+
+def _add_negation_and_lexicon_keys(packed, unigram, token_text, config, keys: list, key_text: list) -> None:
+    """The keys of :func:`_negation_and_lexicon_features`, vectorised over the batch's tokens
+    (each text's tokens contiguous and in order) from the bits of their infos."""
+    n_tokens = len(unigram)
+    if n_tokens == 0:
+        return
+    positions = np.arange(n_tokens)
+    high = (packed >> np.uint64(32)).astype(np.int64)
+    is_negator = (high >> (_NEGATOR_BIT - 32)) & 1 == 1
+    is_end = ((high & 0xF) == _BOUNDARY_FLAG) | ((high >> (_SCOPE_END_BIT - 32)) & 1 == 1)
+    last_negator = np.maximum.accumulate(np.where(is_negator, positions, -1))
+    previous_negator = np.concatenate(([-1], last_negator[:-1]))
+    last_end = np.maximum.accumulate(np.where(is_end, positions, -1))
+    inside = (previous_negator > last_end) & (previous_negator >= 0)
+    inside &= token_text[np.maximum(previous_negator, 0)] == token_text
+    if config.negation:
+        keys.append(_mix_array(_scope_keys("not") * np.uint64(_GOLDEN) + unigram[inside]))
+        key_text.append(token_text[inside])
+    if config.lexicon:
+        bucket = (high >> (_LEXICON_SHIFT - 32)) & 0xF
+        found = np.flatnonzero(bucket)
+        bucket = bucket[found] - 4
+        bucket = np.where(inside[found], -bucket, bucket)
+        pairs = np.sort(token_text[found] * 7 + (bucket + 3))
+        if len(pairs):
+            starts = np.flatnonzero(np.concatenate(([True], pairs[1:] != pairs[:-1])))
+            counts = np.diff(np.append(starts, len(pairs)))
+            unique = pairs[starts]
+            table = _scope_keys("lexicon_features")
+            for level in range(1, LEXICON_MAX_COUNT + 1):
+                chosen = unique[counts >= level]
+                keys.append(table[chosen % 7, level - 1])
+                key_text.append(chosen // 7)
 
 
 def detect_language(text: str) -> str:
@@ -387,8 +588,10 @@ def detect_language(text: str) -> str:
     both. This is a script test, not a language model: French is reported as ``"en"``,
     Japanese written only in kanji as ``"zh"``.
     """
+    if text.isascii():  # no Han, no other script: Latin letters or nothing (normalising changes neither)
+        return "en" if _ASCII_LETTER_RE.search(text) else "und"
     normalized = normalize(text)
-    if normalized.isascii():  # no Han, no other script: Latin letters or nothing
+    if normalized.isascii():
         return "en" if _ASCII_LETTER_RE.search(normalized) else "und"
     han = len(_HAN_CHAR_RE.findall(normalized))
     latin = len(_LATIN_WORD_RE.findall(normalized))

@@ -152,7 +152,8 @@ def test_artifact_round_trips_through_files_and_folders(tmp_path):
     config = json.loads(files[CONFIG_FILE])
     assert config["classes"] == ["negative", "positive"] and config["model_version"] == "v-test"
     assert config["neutral_threshold"] == 0.6 and config["tokenizer"] == {"word_ngrams": 2, "cjk_ngrams": 3,
-                                                                   "char_ngrams": 0, "char_min": 2}
+                                                                   "char_ngrams": 0, "char_min": 2,
+                                                                   "negation": False, "lexicon": ""}
     original.save(tmp_path)
     for restored in (SentimentArtifact.from_files(files), SentimentArtifact.load(tmp_path)):
         texts = ["great", "awful 差", "meh"]

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tailor.text import (
+    NOT_TOKEN,
     NUMBER_TOKEN,
     URL_TOKEN,
     TokenizerConfig,
@@ -19,11 +20,15 @@ from tailor.text import (
     detect_language,
     encode_batch,
     encode_batch_words,
+    lexicon_buckets,
+    lexicon_token,
+    negation_scope,
     ngram_key,
     ngrams,
     normalize,
     tokenize,
 )
+from tailor.text import _lexicon_name as lexicon_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,6 +137,36 @@ def test_batch_words_are_each_texts_distinct_word_tokens():
     assert len(set(words)) == len(words)
 
 
+SCOPED = TokenizerConfig(char_ngrams=5, negation=True, lexicon=lexicon_name())
+
+
+def test_negation_scope_runs_to_the_end_of_the_clause():
+    tokens = ["it", "is", "not", "a", "good", "movie", "", "great", "!"]
+    assert negation_scope(tokens) == [False, False, False, True, True, True, False, False, False]
+    # "but" and "!" end a scope; a scope never leaves its text; Chinese negators are characters.
+    features = ngrams("Not funny but clever. I didn't like it!", TokenizerConfig(negation=True))
+    assert [f for f in features if f.startswith(NOT_TOKEN)] == ["<not> funny", "<not> like", "<not> it"]
+    assert "<not> 好" in ngrams("不好", TokenizerConfig(negation=True))
+    assert not [f for f in ngrams("not good", TokenizerConfig()) if f.startswith(NOT_TOKEN)]  # off by default
+
+
+def test_lexicon_features_count_each_valence_and_flip_under_negation():
+    lexicon = lexicon_buckets()
+    assert lexicon["good"] > 0 and lexicon["bad"] < 0 and "movie" not in lexicon
+    config = TokenizerConfig(lexicon=lexicon_name())
+    good, bad = lexicon_token(lexicon["good"]), lexicon_token(lexicon["bad"])
+    def lexicon_features(text):
+        return sorted(f for f in ngrams(text, config) if f.startswith("<lex"))
+
+    assert lexicon_features("a bad movie") == [bad]
+    assert lexicon_features("not bad") == [lexicon_token(-lexicon["bad"])]
+    assert lexicon_features("good " * 5) == sorted([good, f"{good} {good}", f"{good} {good} {good}"])  # up to 3
+    with pytest.raises(ValueError):
+        TokenizerConfig(lexicon="some-other-lexicon")
+    assert TokenizerConfig.from_dict(SCOPED.to_dict()) == SCOPED
+    assert not TokenizerConfig.from_dict({"word_ngrams": 2, "cjk_ngrams": 3}).negation  # older artifacts
+
+
 # --------------------------------------------------------------------------- keys
 
 
@@ -178,6 +213,11 @@ def test_detect_language_is_script_based(text, language):
 # --------------------------------------------------------------------------- properties
 
 any_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=80)
+scoped_text = st.lists(
+    st.sampled_from(["good", "not", "bad", "never", "but", "great", "awful", " ", ",", "!", "不", "好", "n't", "no",
+                     "\x00", "\t", "Good"]),
+    max_size=25,
+).map(" ".join)
 mixed_text = st.lists(
     st.sampled_from(["good", "not", "bad", "很", "好", "差", "😍", "!", ",", " ", "。", "3.5", "n't", "http://x.io/y"]),
     max_size=25,
@@ -209,6 +249,14 @@ def test_a_batch_encodes_each_text_as_alone(texts):
     keys, splits = encode_batch(texts)
     for index, text in enumerate(texts):
         assert sorted(int(k) for k in keys[splits[index] : splits[index + 1]]) == keys_of(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(any_text, mixed_text, scoped_text), max_size=6))
+def test_negation_and_lexicon_keys_equal_the_reference_in_any_batch(texts):
+    keys, splits = encode_batch(texts, SCOPED)
+    for index, text in enumerate(texts):
+        assert sorted(int(k) for k in keys[splits[index] : splits[index + 1]]) == reference_keys(text, SCOPED)
 
 
 @settings(max_examples=100, deadline=None)

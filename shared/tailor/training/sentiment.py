@@ -65,6 +65,7 @@ from ..sentiment import (
     sorted_positions,
     sorted_unique,
 )
+from ..sentiment_lexicon import NAME as SENTIMENT_LEXICON
 from ..text import TokenizerConfig, char_ngram_keys, encode_batch, encode_batch_words, token_key, tokenize
 from ..text import _GOLDEN, _mix_array
 
@@ -110,8 +111,10 @@ def labels_from_ratings(ratings: Iterable[float | int | None]) -> list[str | Non
 class SentimentTrainingConfig:
     """Hyperparameters (defaults chosen on validation splits of training data)."""
 
-    # Word uni+bigrams, Han character 1-3-grams, character 2-5-grams of Latin-script words.
-    tokenizer: TokenizerConfig = field(default_factory=lambda: TokenizerConfig(char_ngrams=5, char_min=2))
+    # Word uni+bigrams, Han character 1-3-grams, character 2-5-grams of Latin-script words,
+    # negation-scope tokens and sentiment-lexicon counts.
+    tokenizer: TokenizerConfig = field(default_factory=lambda: TokenizerConfig(
+        char_ngrams=5, char_min=2, negation=True, lexicon=SENTIMENT_LEXICON))
     min_count: int = 2  # keep n-grams found in at least this many training texts
     nb_alpha: float = 1.0  # Laplace smoothing of the NB log-count ratios
     nb_l2: float = 3e-4
