@@ -325,7 +325,8 @@ def markdown(results: dict) -> str:
         "same splits; anchors are the figures listed in the protocols (\"—\": does not apply).", "",
         "Tailor's model: bag of n-grams (English words + word bigrams + character 2–5-grams of each distinct "
         "word, fastText-style `<word>` framing; Chinese characters + character bigrams and trigrams; URLs, "
-        "numbers, emoji as tokens) feeding two linear heads trained with Keras — a Naive-Bayes-weighted "
+        "numbers, emoji as tokens; tokens inside a negation scope marked once more; counts of VADER-lexicon "
+        "words per valence, flipped under negation) feeding two linear heads trained with Keras — a Naive-Bayes-weighted "
         "logistic regression (NBSVM-style interpolation) and a length-normalised idf-weighted one — whose "
         "probabilities are mixed. Epochs, interpolation and mixture are chosen on a validation split of each "
         "training part (for phrase corpora such as SST-2's train.tsv, the validation texts are whole texts and "

@@ -40,7 +40,6 @@ from __future__ import annotations
 import re
 import unicodedata
 import zlib
-from itertools import chain
 from dataclasses import asdict, dataclass
 from typing import Iterable, Sequence
 
@@ -400,43 +399,90 @@ def encode_batch_words(
     return keys, row_splits, words, word_ids, word_splits
 
 
-# A batch is tokenised as one string: the normalised texts joined by a separator, split at
-# whitespace into chunks. No token spans whitespace and every pattern's look-around sees
-# whitespace exactly as it sees the start or end of a text, so a text's tokens are its chunks'
-# tokens in order; a chunk's tokens (and their infos) are cached, so the regex runs only for
-# chunks not seen before (most chunks are words that recur). The separator chunk, a lone NUL, is
-# a one-character token that marks where the next text begins; a batch with a NUL inside a
-# text takes the per-text path instead.
+# A batch is tokenised as one string: the normalised texts joined by a separator. No token
+# spans whitespace and every pattern's look-around sees whitespace exactly as it sees the start
+# or end of a text, so the tokens of the joined string are the texts' tokens in order, and so
+# are the tokens of its whitespace-separated chunks. The separator chunk, a lone NUL, is a
+# one-character token that marks where the next text begins; a batch with a NUL inside a text
+# is tokenised text by text instead.
+#
+# Most chunks are words that recur, so each short chunk's tokens are kept in a table (flat
+# arrays of token infos and raw tokens, a slice per chunk): a batch of known chunks becomes a
+# dict lookup per chunk and a NumPy gather, and the regex runs only for new chunks. A batch
+# with a long chunk (Chinese has no spaces: a chunk can be a whole sentence) runs the regex
+# over the joined string instead.
 _SEPARATOR = " \x00 "
 _SEPARATOR_TOKEN = "\x00"
 _SEPARATOR_FLAG = 5
-_CHUNKS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {}
+_CHUNK_MAX_CHARS = 40
 
 
-def _chunk_tokens(chunk: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    raws = tuple(_find_tokens(chunk))
-    get = _TOKEN_INFO.get
-    found = (raws, tuple([get(raw) or _token_info(raw) for raw in raws]))
-    if len(_CHUNKS) >= _TOKEN_INFO_LIMIT:
-        _CHUNKS.clear()
-    _CHUNKS[chunk] = found
-    return found
+class _ChunkTable:
+    """chunk -> id; chunk ``i``'s tokens are ``raw[start[i] : start[i] + length[i]]`` and their
+    infos ``info[...]`` (the same slice). Bounded: it starts over past ``_TOKEN_INFO_LIMIT`` chunks."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.start = np.zeros(4096, dtype=np.int64)
+        self.length = np.zeros(4096, dtype=np.int64)
+        self.info = np.zeros(8192, dtype=np.uint64)
+        self.raw: list[str] = []
+
+    def add(self, chunk: str) -> int:
+        raws = _find_tokens(chunk)
+        get = _TOKEN_INFO.get
+        infos = [get(raw) or _token_info(raw) for raw in raws]
+        index, flat = len(self.ids), len(self.raw)
+        if index == len(self.start):
+            self.start = np.concatenate([self.start, np.zeros_like(self.start)])
+            self.length = np.concatenate([self.length, np.zeros_like(self.length)])
+        while flat + len(raws) > len(self.info):
+            self.info = np.concatenate([self.info, np.zeros_like(self.info)])
+        self.start[index], self.length[index] = flat, len(raws)
+        self.info[flat : flat + len(raws)] = infos
+        self.raw += raws
+        self.ids[chunk] = index
+        return index
+
+    def positions(self, chunks: list[str]) -> np.ndarray | None:
+        """Flat positions of the tokens of ``chunks``, in order; ``None`` if one is too long."""
+        if len(self.ids) >= _TOKEN_INFO_LIMIT:
+            self.clear()
+        ids = list(map(self.ids.get, chunks))
+        if None in ids:
+            missing = [chunk for chunk, index in zip(chunks, ids) if index is None]
+            if max(map(len, missing)) > _CHUNK_MAX_CHARS:
+                return None
+            known = self.ids
+            ids = [index if index is not None else known.get(chunk) or self._add_once(chunk)
+                   for chunk, index in zip(chunks, ids)]
+        ids = np.array(ids, dtype=np.int64)
+        lengths = self.length[ids]
+        ends = np.cumsum(lengths)
+        return np.repeat(self.start[ids] - (ends - lengths), lengths) + np.arange(ends[-1] if len(ends) else 0)
+
+    def _add_once(self, chunk: str) -> int:
+        index = self.ids.get(chunk)
+        return self.add(chunk) if index is None else index
 
 
-def _tokens_of_chunks(chunks: list[str]) -> tuple[list[str], list[int]]:
-    """Raw tokens and their infos (``_TOKEN_INFO``) of whitespace-free chunks of normalised text."""
-    found = list(map(_CHUNKS.get, chunks))
-    if None in found:
-        found = [tokens or _chunk_tokens(chunk) for chunk, tokens in zip(chunks, found)]
-    if not found:
-        return [], []
-    raws, infos = zip(*found)
-    return list(chain.from_iterable(raws)), list(chain.from_iterable(infos))
+_CHUNKS = _ChunkTable()
 
 
-def _batch_tokens(texts: list[str]) -> tuple[list[str], list[int], list[int] | None]:
-    """Raw tokens of all texts in order, their infos, and the token count per text — or
-    ``None`` when the texts were joined and separator tokens mark where each begins."""
+def _infos_of(raw_tokens: list[str]) -> np.ndarray:
+    infos = list(map(_TOKEN_INFO.get, raw_tokens))
+    if None in infos:
+        infos = [info or _token_info(raw) for raw, info in zip(raw_tokens, infos)]
+    return np.array(infos, dtype=np.uint64).reshape(-1)
+
+
+def _batch_tokens(texts: list[str]):
+    """``(packed infos, raw_of, tokens per text)``: the infos (``_TOKEN_INFO``) of all tokens of
+    the texts in order, a function from token positions to raw tokens, and the token count per
+    text — or ``None`` when the texts were joined and separator tokens mark where each begins."""
     joined = _SEPARATOR.join(texts)
     if not joined.isascii():  # normalize() minus its casefold and "n't" split, done once below
         joined = _SEPARATOR.join([text if text.isascii() else
@@ -444,22 +490,27 @@ def _batch_tokens(texts: list[str]) -> tuple[list[str], list[int], list[int] | N
     # Case folding and the "n't" split are per character and cannot reach across a separator.
     normalized = joined.casefold().replace("n't", " n't")
     if normalized.count(_SEPARATOR_TOKEN) == len(texts) - 1:
-        return (*_tokens_of_chunks(normalized.split()), None)
-    raw_tokens: list[str] = []
-    infos: list[int] = []
-    tokens_per_text: list[int] = []
+        table = _CHUNKS
+        positions = table.positions(normalized.split())
+        if positions is not None:
+            raw = table.raw
+            return table.info[positions], lambda at: [raw[i] for i in positions[at].tolist()], None
+        raw_tokens = _find_tokens(normalized)
+        return _infos_of(raw_tokens), lambda at: [raw_tokens[i] for i in at.tolist()], None
+    raw_tokens, tokens_per_text = [], []
     for text in texts:
-        raws, text_infos = _tokens_of_chunks(normalize(text).split())
-        raw_tokens += raws
-        infos += text_infos
-        tokens_per_text.append(len(raws))
-    return raw_tokens, infos, tokens_per_text
+        found = _find_tokens(normalize(text))
+        raw_tokens += found
+        tokens_per_text.append(len(found))
+    return _infos_of(raw_tokens), lambda at: [raw_tokens[i] for i in at.tolist()], tokens_per_text
 
 
 def _encode(texts: Iterable[str], config: TokenizerConfig, words: bool):
     texts = texts if isinstance(texts, list) else list(texts)
-    raw_tokens, infos, tokens_per_text = _batch_tokens(texts) if texts else ([], [], [])
-    packed = np.array(infos, dtype=np.uint64).reshape(-1)
+    if texts:
+        packed, raw_of, tokens_per_text = _batch_tokens(texts)
+    else:
+        packed, raw_of, tokens_per_text = np.zeros(0, dtype=np.uint64), None, []
     n_texts = len(texts)
     flag = ((packed >> np.uint64(32)) & np.uint64(0xF)).astype(np.int8)
     if tokens_per_text is None:  # one joined batch: drop the separators, count texts by them
@@ -519,7 +570,7 @@ def _encode(texts: Iterable[str], config: TokenizerConfig, words: bool):
     first_positions = word_positions[by_key[starts]]
     if token_index is not None:
         first_positions = token_index[first_positions]
-    word_list = [raw_tokens[i] for i in first_positions.tolist()]
+    word_list = raw_of(first_positions) if len(first_positions) else []
     n_words = max(len(word_list), 1)
     pairs = np.sort(token_text[word_positions] * n_words + inverse)
     if len(pairs) > 1:
