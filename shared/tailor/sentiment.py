@@ -13,8 +13,9 @@ keys that are in the vocabulary (``tailor.text``), and has two linear heads over
 
 A text's features are its distinct known word/Han n-grams plus, when the tokenizer has
 character n-grams, the known character n-grams of each of its distinct words; a word's
-character n-gram rows are summed once and cached per scorer (:meth:`SentimentScorer.feature_sums`),
-so a text costs one row per distinct word however many n-grams the word has.
+character n-gram rows and its own unigram row are summed once and cached per scorer
+(:meth:`SentimentScorer.feature_sums`), so a text costs one row per distinct word however many
+n-grams the word has.
 
 The class probabilities are ``head_weights[0] * softmax(head 0) + head_weights[1] *
 softmax(head 1)``. Scoring a batch is vectorised: the texts' feature rows form one CSR-like
@@ -49,7 +50,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .text import TokenizerConfig, char_ngram_keys, detect_language, encode_batch, encode_batch_words
+from .text import TokenizerConfig, char_ngram_keys, detect_language, encode_batch, encode_for_scoring, token_key
 
 WEIGHTS_FILE = "sentiment.npz"
 CONFIG_FILE = "sentiment.json"
@@ -210,11 +211,8 @@ class SentimentScorer:
         head-0 logits, the head-1 logits (before normalisation) and idf². The features are
         the text's distinct known word/Han n-grams plus, for each of its distinct words, that
         word's known character n-grams."""
-        if self._tokenizer.char_ngrams:
-            keys, key_splits, words, word_ids, word_splits = encode_batch_words(texts, self._tokenizer)
-        else:
-            (keys, key_splits), words = encode_batch(texts, self._tokenizer), []
-        sums = _csr_sums(self._table, *rows_of_keys(self._vocabulary, keys, key_splits))
+        keys, key_text, n_texts, words, word_ids, word_splits = encode_for_scoring(texts, self._tokenizer)
+        sums = _csr_sums(self._table, *_rows_of_texts(self._vocabulary, keys, key_text, n_texts))
         if len(words):
             sums += _csr_sums(self._word_bundles(words), word_ids, word_splits)
         return sums
@@ -227,7 +225,9 @@ class SentimentScorer:
             index.clear()
             missing = list(words)
         if missing:
-            keys = [char_ngram_keys(word, self._tokenizer) for word in missing]
+            # A word's bundle: its character n-grams and the word itself (encode_for_scoring
+            # leaves word unigrams to the bundles).
+            keys = [np.append(char_ngram_keys(word, self._tokenizer), np.uint64(token_key(word))) for word in missing]
             splits = np.zeros(len(keys) + 1, dtype=np.int64)
             np.cumsum([len(k) for k in keys], out=splits[1:])
             rows, row_splits = rows_of_keys(self._vocabulary, np.concatenate(keys), splits)
@@ -333,9 +333,15 @@ def rows_of_keys(vocabulary: np.ndarray, keys: np.ndarray, key_splits: np.ndarra
     """Map CSR feature keys to rows of a sorted ``vocabulary``, dropping unknown keys and
     repeats within a text (a feature counts once per text: a binary bag of n-grams)."""
     n_texts = len(key_splits) - 1
+    text_of_key = np.repeat(np.arange(n_texts, dtype=np.int64), np.diff(key_splits))
+    return _rows_of_texts(vocabulary, keys, text_of_key, n_texts)
+
+
+def _rows_of_texts(vocabulary: np.ndarray, keys: np.ndarray, text_of_key: np.ndarray,
+                   n_texts: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rows_of_keys` with each key's text given (keys in any order)."""
     if len(vocabulary) == 0 or len(keys) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(n_texts + 1, dtype=np.int64)
-    text_of_key = np.repeat(np.arange(n_texts, dtype=np.int64), np.diff(key_splits))
     rows = sorted_positions(vocabulary, keys)
     rows[rows == len(vocabulary)] = 0
     known = vocabulary[rows] == keys

@@ -505,7 +505,16 @@ def _batch_tokens(texts: list[str]):
     return _infos_of(raw_tokens), lambda at: [raw_tokens[i] for i in at.tolist()], tokens_per_text
 
 
-def _encode(texts: Iterable[str], config: TokenizerConfig, words: bool):
+def encode_for_scoring(texts: Iterable[str], config: TokenizerConfig):
+    """What the NumPy scorer needs, cheaper than :func:`encode_batch_words`:
+    ``(keys, key_text, n_texts, words, word_ids, word_splits)`` where ``keys`` are in no
+    particular order, ``key_text`` gives each key's text, and — when the config has character
+    n-grams — the unigram keys of word tokens are left out (the scorer adds a word's unigram
+    with its character n-grams, once per distinct word of a text: the same features)."""
+    return _encode(texts, config, words=bool(config.char_ngrams), scoring=True)
+
+
+def _encode(texts: Iterable[str], config: TokenizerConfig, words: bool, scoring: bool = False):
     texts = texts if isinstance(texts, list) else list(texts)
     if texts:
         packed, raw_of, tokens_per_text = _batch_tokens(texts)
@@ -530,8 +539,10 @@ def _encode(texts: Iterable[str], config: TokenizerConfig, words: bool):
     prefix = unigram  # prefix[i]: key of the n-gram (of the current length) starting at token i
     allowed_any = flag != _BOUNDARY_FLAG  # that n-gram crosses no boundary
     allowed_han = flag == _HAN_FLAG  # that n-gram is all Han characters
-    keys = [unigram[allowed_any]]
-    key_text = [token_text[allowed_any]]
+    is_word = flag == _WORD_FLAG
+    unigrams = allowed_any & ~is_word if scoring and words else allowed_any
+    keys = [unigram[unigrams]]
+    key_text = [token_text[unigrams]]
     for n in range(2, config.max_n + 1):
         head = slice(0, max(n_tokens - n + 1, 0))  # n-grams that still fit
         tail = slice(n - 1, None)  # the token each of them adds
@@ -551,13 +562,20 @@ def _encode(texts: Iterable[str], config: TokenizerConfig, words: bool):
         _add_negation_and_lexicon_keys(packed, unigram, token_text, config, keys, key_text)
     all_keys = np.concatenate(keys)
     all_text = np.concatenate(key_text)
+    if scoring:
+        word_parts = _distinct_words(is_word, unigram, token_text, token_index, raw_of, n_texts) if words else ([], None, None)
+        return (all_keys, all_text, n_texts, *word_parts)
     order = np.argsort(all_text, kind="stable")
     row_splits = np.zeros(n_texts + 1, dtype=np.int64)
     np.cumsum(np.bincount(all_text, minlength=n_texts), out=row_splits[1:])
     if not words:
         return all_keys[order], row_splits, None
+    return all_keys[order], row_splits, _distinct_words(is_word, unigram, token_text, token_index, raw_of, n_texts)
+
+
+def _distinct_words(is_word, unigram, token_text, token_index, raw_of, n_texts):
+    """``(words, word_ids, word_splits)``: see :func:`encode_batch_words`."""
     # Distinct words per text: word tokens are identified by their unigram key.
-    is_word = flag == _WORD_FLAG
     word_positions = np.flatnonzero(is_word)
     word_keys = unigram[word_positions]
     # np.unique hashes in NumPy 2.4, which is far slower than sorting on many large integers.
@@ -578,7 +596,7 @@ def _encode(texts: Iterable[str], config: TokenizerConfig, words: bool):
     pair_text, word_ids = np.divmod(pairs, n_words)
     word_splits = np.zeros(n_texts + 1, dtype=np.int64)
     np.cumsum(np.bincount(pair_text, minlength=n_texts), out=word_splits[1:])
-    return all_keys[order], row_splits, (word_list, word_ids.astype(np.int64), word_splits)
+    return word_list, word_ids.astype(np.int64), word_splits
 
 
 _SCOPE_KEYS: dict[str, np.ndarray] = {}
