@@ -17,11 +17,15 @@ Pipeline, for one text:
    *boundary* that n-grams do not cross. Empty or whitespace-only text gives no tokens.
 3. **N-grams** (:func:`ngrams`): every token, word bigrams (``word_ngrams=2``), and for runs of
    Han characters character bigrams and trigrams (``cjk_ngrams=3``) — Chinese needs no word
-   segmenter this way. Mixed-language text simply yields both kinds.
+   segmenter this way. Mixed-language text simply yields both kinds. Optionally
+   (``negation``, ``lexicon``) each token inside a negation scope once more as ``<not> token``,
+   and counts of sentiment-lexicon words per valence (:func:`negation_scope`).
 4. **Keys** (:func:`encode_batch`): each n-gram becomes a 64-bit key. A token's key is
    ``splitmix64(zlib.crc32(utf-8 bytes))``; an n-gram's key folds the next token's key into the
    key of its prefix. The same text gives the same keys in every process, on every machine and
-   Python version (Python's own ``hash()`` is salted per process, so it is never used).
+   Python version (Python's own ``hash()`` is salted per process, so it is never used). A batch
+   is tokenised as one joined string, and the tokens of its recurring whitespace-separated
+   chunks come from a cache (see ``_ChunkTable``), so the regex runs only on new chunks.
 
 Why hashed keys *plus* a learned vocabulary (rather than a fixed hashing space or a vocabulary of
 strings): the trainer keeps the keys it saw in its training data as a sorted ``uint64`` array,
