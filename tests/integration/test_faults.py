@@ -303,7 +303,7 @@ def test_throttling_that_never_ends_is_a_clear_error_not_a_hang(aws, no_sleep):
 # ---------------------------------------------------------------- duplicate deliveries
 
 
-def test_the_same_s3_event_delivered_twice_ingests_once(aws):
+def test_the_same_s3_event_delivered_twice_ingests_once(aws, atomic_s3):
     # Guards: the batch ledger (BATCH#<content hash>: the check before ingest and the conditional
     # put in the same transaction as the counters). Checked: with both removed (and the upload
     # kept after ingest), rows_stored is 40.
@@ -326,7 +326,27 @@ def test_the_same_s3_event_delivered_twice_ingests_once(aws):
 # ---------------------------------------------------------------- concurrency
 
 
-def test_concurrent_training_requests_keep_job_records_and_the_pointer_whole(serving, trainers, monkeypatch):
+@pytest.fixture
+def atomic_s3(monkeypatch):
+    """One S3 request at a time inside moto. Real S3 makes each request atomic; moto's in-process
+    backend does not under threads: a PUT that replaces a key closes the old value's buffer while
+    a concurrent request on the same key may still be reading it (seen once in CI as ``ValueError``
+    from ``FakeKey.etag``, failing a training run of this test). Serialising moto's handlers keeps
+    the threads racing on everything Tailor controls (job records, the pointer) and nothing else."""
+    from moto.s3.responses import S3Response
+
+    lock = threading.RLock()
+    for name in ("key_response", "bucket_response"):
+        original = getattr(S3Response, name)
+
+        def serialised(self, *args, _original=original, **kwargs):
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(S3Response, name, serialised)
+
+
+def test_concurrent_training_requests_keep_job_records_and_the_pointer_whole(serving, trainers, monkeypatch, atomic_s3):
     # Guards: unique job ids and the conditional put of each job record (checked: with a fixed
     # id the concurrent starts answer 500), distinct versions per run, and a pointer that always
     # names a version whose artifacts all load (a reader loads it throughout the runs).
