@@ -328,22 +328,11 @@ def test_the_same_s3_event_delivered_twice_ingests_once(aws, atomic_s3):
 
 @pytest.fixture
 def atomic_s3(monkeypatch):
-    """One S3 request at a time inside moto. Real S3 makes each request atomic; moto's in-process
-    backend does not under threads: a PUT that replaces a key closes the old value's buffer while
-    a concurrent request on the same key may still be reading it (seen once in CI as ``ValueError``
-    from ``FakeKey.etag``, failing a training run of this test). Serialising moto's handlers keeps
-    the threads racing on everything Tailor controls (job records, the pointer) and nothing else."""
-    from moto.s3.responses import S3Response
+    """One S3 request at a time inside moto, as the local stack does (``infra.local.moto_s3``):
+    a replaced key's buffer closed under a concurrent reader once failed a run of this test."""
+    from infra.local.moto_s3 import make_s3_requests_atomic
 
-    lock = threading.RLock()
-    for name in ("key_response", "bucket_response"):
-        original = getattr(S3Response, name)
-
-        def serialised(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(S3Response, name, serialised)
+    make_s3_requests_atomic(monkeypatch.setattr)
 
 
 def test_concurrent_training_requests_keep_job_records_and_the_pointer_whole(serving, trainers, monkeypatch, atomic_s3):
