@@ -6,7 +6,7 @@ import pytest
 
 from harness import LambdaContext, call, fresh_account, load_handler
 from infra.datagen import PRESETS, generate
-from tailor import services
+from tailor import profile_service, services
 
 
 @pytest.fixture(scope="module")
@@ -15,6 +15,9 @@ def trained(tmp_path_factory):
     with pytest.MonkeyPatch.context() as monkeypatch, fresh_account(monkeypatch):
         sent = []
         monkeypatch.setattr(services.training_jobs(), "invoke", sent.append)
+        # Live profile counters (tested in test_customers.py) cost ~500 moto DynamoDB updates per
+        # batch here, 9 of this fixture's 10 minutes; this module is about recommendations.
+        monkeypatch.setattr(profile_service, "LIVE_MAX_USERS", 0)
         files = generate(tmp_path_factory.mktemp("shop"), seed=0, **PRESETS["demo"])  # small shops are all popularity
         for dataset in ("items", "interactions"):
             with open(files[dataset], encoding="utf-8") as handle:
