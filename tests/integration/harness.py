@@ -15,8 +15,6 @@ from urllib.parse import quote_plus
 import boto3
 from moto import mock_aws
 
-from infra.local.moto_s3 import make_s3_requests_atomic
-
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"
 BUCKET = "tailor-test-data"
@@ -93,8 +91,6 @@ def fresh_account(monkeypatch):
     from tailor import services
 
     services.reset()
-    # As atomic per request as real S3 (and the local stack): see infra.local.moto_s3.
-    make_s3_requests_atomic(monkeypatch.setattr)
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         boto3.client("dynamodb").create_table(TableName=TABLE, **table_definition())

@@ -1,7 +1,6 @@
-"""moto's S3 made atomic per request (infra.local.moto_s3), as the local stack and every
-integration test (harness.fresh_account) use it. Without it this workload fails: 158 of 2,400
-requests raised ``ValueError: I/O operation on closed file`` in one run (moto 5, 8 threads x 100
-rounds)."""
+"""moto's S3 made atomic per request (infra.local.moto_s3), as the local stack and the
+concurrency tests use it. Without it this workload fails: 158 of 2,400 requests raised
+``ValueError: I/O operation on closed file`` in one run (moto 5, 8 threads x 100 rounds)."""
 
 from __future__ import annotations
 
@@ -13,7 +12,8 @@ from harness import BUCKET
 from infra.local.moto_s3 import make_s3_requests_atomic
 
 
-def test_concurrent_puts_and_reads_of_one_key_all_succeed(aws):
+def test_concurrent_puts_and_reads_of_one_key_all_succeed(aws, monkeypatch):
+    make_s3_requests_atomic(monkeypatch.setattr)
     aws.s3.put_object(Bucket=BUCKET, Key="pointer.json", Body=b"0")
     errors: list[str] = []
 
