@@ -692,11 +692,10 @@ class _TokenRuns:
             if proper:
                 keep = self.lengths[container] > m
                 keys, container = keys[keep], container[keep]
-            order = np.argsort(self.full[members])
-            sorted_full = self.full[members][order]
-            positions = np.minimum(np.searchsorted(sorted_full, keys), len(sorted_full) - 1)
-            found = sorted_full[positions] == keys
-            hit[members[order[positions[found]]]] = True
+            # Every copy of a repeated text: a search of the sorted keys found only the first,
+            # which left 1,564 copies of SST-2 phrases of validation sentences in training (and
+            # validation read 0.86-0.89 where unseen sentences read 0.82-0.84).
+            hit[members[np.isin(self.full[members], keys)]] = True
         if proper:  # duplicates: the same text twice is inside the other copy
             full = self.full[candidates]
             unique, counts = np.unique(full, return_counts=True)
