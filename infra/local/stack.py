@@ -31,7 +31,7 @@ from .apigateway import (HttpRequest, MalformedProxyResponse, NoRoute, RouteTabl
 from .auth import Caller, Denied, Gatekeeper, new_api_key
 from .intrinsics import ACCOUNT_ID
 from .model import StackModel, load_stack_model
-from .moto_s3 import make_s3_requests_atomic
+from .moto_atomic import make_requests_atomic
 from .provision import S3_EVENTS_QUEUE, moto_client, provision
 from .s3events import S3EventPump
 from .workers import FunctionPool, Invocation, PoolClosed, function_environment
@@ -129,7 +129,7 @@ class LocalStack:
             _ensure_port_free(self.host, self._requested_moto_port, "--moto-port")
         # moto's werkzeug server logs every request; keep the console for the stack's own lines.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        make_s3_requests_atomic()  # moto's threads would otherwise race on a replaced key's buffer
+        make_requests_atomic()  # moto answers on threads: see infra.local.moto_atomic
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self._requested_moto_port, verbose=False)
         self._moto.start()
         self.moto_url = f"http://{_client_host(self.host)}:{self._moto.get_host_and_port()[1]}"

@@ -303,7 +303,7 @@ def test_throttling_that_never_ends_is_a_clear_error_not_a_hang(aws, no_sleep):
 # ---------------------------------------------------------------- duplicate deliveries
 
 
-def test_the_same_s3_event_delivered_twice_ingests_once(aws, atomic_s3):
+def test_the_same_s3_event_delivered_twice_ingests_once(aws, atomic_moto):
     # Guards: the batch ledger (BATCH#<content hash>: the check before ingest and the conditional
     # put in the same transaction as the counters). Checked: with both removed (and the upload
     # kept after ingest), rows_stored is 40.
@@ -327,15 +327,16 @@ def test_the_same_s3_event_delivered_twice_ingests_once(aws, atomic_s3):
 
 
 @pytest.fixture
-def atomic_s3(monkeypatch):
-    """One S3 request at a time inside moto, as the local stack does (``infra.local.moto_s3``):
-    a replaced key's buffer closed under a concurrent reader once failed a run of this test."""
-    from infra.local.moto_s3 import make_s3_requests_atomic
+def atomic_moto(monkeypatch):
+    """One S3 and one DynamoDB request at a time inside moto, as the local stack does
+    (``infra.local.moto_atomic``): a replaced key's buffer closed under a concurrent reader once
+    failed a run of this test, and moto's conditional writes are not atomic across threads."""
+    from infra.local.moto_atomic import make_requests_atomic
 
-    make_s3_requests_atomic(monkeypatch.setattr)
+    make_requests_atomic(monkeypatch.setattr)
 
 
-def test_concurrent_training_requests_keep_job_records_and_the_pointer_whole(serving, trainers, monkeypatch, atomic_s3):
+def test_concurrent_training_requests_keep_job_records_and_the_pointer_whole(serving, trainers, monkeypatch, atomic_moto):
     # Guards: unique job ids and the conditional put of each job record (checked: with a fixed
     # id the concurrent starts answer 500), distinct versions per run, and a pointer that always
     # names a version whose artifacts all load (a reader loads it throughout the runs).
