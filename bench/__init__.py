@@ -12,12 +12,12 @@ if _SHARED not in sys.path:
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def save_results(name: str, results: dict, markdown: str) -> None:
-    """Write ``bench/results/<name>.json`` and ``<name>.md`` (what the README quotes) and print
-    the Markdown."""
+def save_results(name: str, results: dict, markdown: str, folder: Path = RESULTS) -> None:
+    """Write ``<folder>/<name>.json`` and ``<name>.md`` (default ``bench/results``: what the
+    README quotes) and print the Markdown."""
     import json
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    (RESULTS / f"{name}.md").write_text(markdown if markdown.endswith("\n") else markdown + "\n")
-    print(markdown)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    (folder / f"{name}.md").write_text(markdown if markdown.endswith("\n") else markdown + "\n")
+    print(markdown, flush=True)

@@ -25,8 +25,9 @@ from infra.datagen import PRESETS, generate
 from infra.importers.movielens import import_movielens
 from infra.local_stack import LocalStack
 
+from bench import save_results
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 
 
 def movielens(client: TailorClient, data: Path, work: Path) -> dict:
@@ -70,7 +71,6 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("TAILOR_SHARED_DATA", str(ROOT.parent / "shared" / "data")))
     parser.add_argument("--interactions", type=int, default=1_000_000)
     args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, LocalStack(ROOT / "template.yaml", port=0, moto_port=0) as stack:
         work = Path(tmp)
         client = TailorClient(stack.url)
@@ -81,7 +81,6 @@ def main() -> None:
         big = million(client, work, args.interactions)
         print(json.dumps(big, indent=2))
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "movielens_100k": ml, "bulk": big}
-    (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = ["| ingest run (local stack, HTTP only) | result |", "|---|---|"]
     if "skipped" not in ml:
         lines += [f"| ml-100k interactions / items / users stored | {ml['interactions']['rows_stored']:,} / "
@@ -91,8 +90,7 @@ def main() -> None:
     lines += [f"| {big['interactions']:,} generated interactions ({big['file_mb']} MB CSV) | "
               f"{big['ingest_total_s']} s from upload request to counted ({big['rows_per_s']:,} rows/s; "
               f"PUT {big['upload_s']} s) |"]
-    (RESULTS / "ingest.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_results("ingest", result, "\n".join(lines))
 
 
 if __name__ == "__main__":

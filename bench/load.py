@@ -39,8 +39,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from bench import RESULTS, save_results
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 
 RECOMMEND = "GET /v1/users/{user_id}/recommendations"
 SENTIMENT = "POST /v1/sentiment"
@@ -213,8 +214,6 @@ def seed_shop(client, preset: str, out_dir: Path) -> tuple[list[str], dict]:
 
 
 def write_report(result: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "load.json").write_text(json.dumps(result, indent=2) + "\n")
     cfg, load = result["config"], result["load"]
     lines = [f"Load on the local stack: {cfg['clients']} concurrent clients (half per route, one keep-alive "
              f"connection each) for {load['elapsed_seconds']:.0f} s; {result['machine']}; "
@@ -234,8 +233,8 @@ def write_report(result: dict, out: Path) -> None:
     lines += ["", "| function | peak RSS of a worker process (VmHWM) |", "|---|---|"]
     for function, m in result["peak_rss"].items():
         lines.append(f"| {function} | {m['peak_rss_mb']:.0f} MB |")
-    lines += ["", f"Command: `{result['command']}`", ""]
-    (out / "load.md").write_text("\n".join(lines))
+    lines += ["", f"Command: `{result['command']}`"]
+    save_results("load", result, "\n".join(lines), out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,7 +308,6 @@ def main(argv: list[str] | None = None) -> int:
                          "k": 10},
               "shop": shop, "load": load, "handler": collector.summary(), "peak_rss": peaks}
     write_report(result, args.out)
-    print((args.out / "load.md").read_text(), flush=True)
     errors = load["all"]["errors"]
     print(f"{errors} errors" + (f": {load['all']['error_samples']}" if errors else ""), flush=True)
     return 1 if errors else 0

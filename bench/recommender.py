@@ -23,7 +23,6 @@ repository. Writes ``bench/results/recommender.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys

@@ -28,7 +28,6 @@ repository. Writes ``bench/results/sentiment.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -42,8 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import save_results
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 LABELS = np.array(["negative", "positive"])
 ANCHORS = {  # ../shared/protocols.md
     "S1": {"VADER": 0.613, "TF-IDF+LR": 0.780, "NBSVM-bi (paper)": 0.794, "CNN-non-static w2v (paper)": 0.815},
@@ -415,11 +415,7 @@ def main(argv: list[str] | None = None) -> dict:
     progress("serving: cold start, NumPy vs TensorFlow")
     results["cold_start"] = cold_start(s2_result, runs=3 if args.quick else 5)
     results["total_seconds"] = round(time.perf_counter() - started, 1)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "sentiment.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    text = markdown(results)
-    (RESULTS / "sentiment.md").write_text(text)
-    print(text)
+    save_results("sentiment", results, markdown(results))
     return results
 
 

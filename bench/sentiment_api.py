@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import statistics
 import tempfile
@@ -28,8 +27,9 @@ from infra.client import TailorClient
 from infra.importers.sentences import import_sentences
 from infra.local_stack import LocalStack
 
+from bench import save_results
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 
 
 def main() -> None:
@@ -41,7 +41,6 @@ def main() -> None:
     sst2 = Path(args.data) / "sst2"
     if not (sst2 / "train.tsv").exists():
         raise SystemExit(f"{sst2}/train.tsv not found: pass --data")
-    RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, LocalStack(ROOT / "template.yaml", port=0, moto_port=0) as stack:
         client = TailorClient(stack.url, timeout=120)
         train = import_sentences("sst2", sst2 / "train.tsv", Path(tmp) / "train")["files"]["reviews"]
@@ -79,7 +78,6 @@ def main() -> None:
            "accuracy_by_score_sign": round(by_sign / len(rows), 4), "train_reviews": entry["rows_stored"],
            "training_job_seconds": round(train_seconds, 1), "validation_accuracy": metrics["accuracy"],
            "http_latency_ms_per_100_texts_median": round(statistics.median(latencies), 1)}
-    (RESULTS / "sentiment_api.json").write_text(json.dumps(out, indent=2) + "\n")
     table = "\n".join([
         "| S2 through the API (train uploaded, 872 dev sentences scored over HTTP) | value |", "|---|---|",
         f"| accuracy by `label`, request `\"neutral_threshold\": {args.neutral_threshold:g}` | "
@@ -89,8 +87,7 @@ def main() -> None:
         f"| accuracy by sign of `score` | {out['accuracy_by_score_sign']:.3f} |",
         f"| training job, {out['train_reviews']:,} reviews (queued → succeeded) | {out['training_job_seconds']} s |",
         f"| POST /v1/sentiment, 100 texts, median over HTTP | {out['http_latency_ms_per_100_texts_median']} ms |"])
-    (RESULTS / "sentiment_api.md").write_text(table + "\n")
-    print(table)
+    save_results("sentiment_api", out, table)
 
 
 if __name__ == "__main__":

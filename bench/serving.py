@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from bench import save_results
 from bench.recommender import synthetic_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 ENV = {"PYTHONPATH": f"{ROOT / 'shared'}:{ROOT}:{ROOT / 'tests' / 'integration'}", "PATH": "/usr/bin:/bin",
        "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -114,7 +112,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--artifact", help="a saved recommender artifact folder (e.g. the ml-100k model)")
     args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         synthetic = Path(tmp) / "synthetic"
@@ -126,14 +123,12 @@ def main() -> None:
             folder = Path(tmp) / "given"
             save_artifact(Recommender.load(args.artifact), folder)
             results[f"artifact {args.artifact}"] = measure(folder)
-    (RESULTS / "serving.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = ["| RecommendFunction handler, k=10 | warm p50 | warm p99 | cold start (import + load) | "
              "TensorFlow scorer cold start |", "|---|---|---|---|---|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['cold_start_numpy_s']} s | "
                      f"{r['cold_start_tensorflow_s']} s |")
-    (RESULTS / "serving.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_results("serving", results, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
 """Ingest over HTTP only, against the local stack — what a new user does with curl."""
 
-import json
 
 import pytest
 

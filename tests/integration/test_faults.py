@@ -14,7 +14,6 @@ import time
 import types
 from datetime import datetime, timedelta, timezone
 
-import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 

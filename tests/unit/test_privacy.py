@@ -8,7 +8,7 @@ from moto import mock_aws
 
 from tailor.errors import NotFound
 from tailor.privacy import drop_erased, user_hash
-from tailor.recommender import Recommender, RecommenderArtifact
+from tailor.recommender import Recommender
 from tailor.records import SCHEMAS, validate_records
 from tailor.registry import ModelCache, ModelRegistry
 from tailor.storage import ObjectStore

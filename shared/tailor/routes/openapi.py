@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 from functools import lru_cache
-from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
