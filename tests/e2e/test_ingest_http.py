@@ -1,6 +1,5 @@
 """Ingest over HTTP only, against the local stack — what a new user does with curl."""
 
-
 import pytest
 
 from infra.client import TailorClient

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 import threading
+from functools import partial
+from typing import Callable
 
 import boto3
 
@@ -15,17 +17,17 @@ from harness import BUCKET, TABLE
 from infra.local.moto_atomic import make_requests_atomic
 
 
-def run_threads(work, n: int) -> list[str]:
-    """Run ``work(0..n-1)`` on threads; the errors they raised."""
+def run_threads(workers: list[Callable[[], None]]) -> list[str]:
+    """Run each worker on its own thread; the errors they raised."""
     errors: list[str] = []
 
-    def guarded(worker: int) -> None:
+    def guarded(work: Callable[[], None]) -> None:
         try:
-            work(worker)
+            work()
         except Exception as error:  # noqa: BLE001 - every failure is the finding
             errors.append(repr(error))
 
-    threads = [threading.Thread(target=guarded, args=(w,)) for w in range(n)]
+    threads = [threading.Thread(target=guarded, args=(work,)) for work in workers]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -40,23 +42,18 @@ def key(pk: str) -> dict:
 def test_concurrent_puts_and_reads_of_one_key_all_succeed(aws, monkeypatch):
     make_requests_atomic(monkeypatch.setattr)
     aws.s3.put_object(Bucket=BUCKET, Key="pointer.json", Body=b"0")
-    errors: list[str] = []
 
     def work(worker: int) -> None:
         s3 = boto3.client("s3")
         for round_ in range(60):
             body = f"{worker}-{round_};".encode() * 100
-            try:
-                s3.put_object(Bucket=BUCKET, Key="pointer.json", Body=body)
-                read = s3.get_object(Bucket=BUCKET, Key="pointer.json")["Body"].read()
-                token = read[: read.index(b";") + 1]
-                assert read == token * 100, "a torn value"  # one whole PUT's body, never a mix
-                s3.head_object(Bucket=BUCKET, Key="pointer.json")
-            except Exception as error:  # noqa: BLE001 - every failure is the finding
-                errors.append(repr(error))
+            s3.put_object(Bucket=BUCKET, Key="pointer.json", Body=body)
+            read = s3.get_object(Bucket=BUCKET, Key="pointer.json")["Body"].read()
+            token = read[: read.index(b";") + 1]
+            assert read == token * 100, "a torn value"  # one whole PUT's body, never a mix
+            s3.head_object(Bucket=BUCKET, Key="pointer.json")
 
-    assert run_threads(work, 8) == []
-    assert errors == []
+    assert run_threads([partial(work, w) for w in range(8)]) == []
 
 
 def dynamodb_workload(rounds: int) -> tuple[list[dict], int, list[str]]:
@@ -93,10 +90,8 @@ def dynamodb_workload(rounds: int) -> tuple[list[dict], int, list[str]]:
             except client.exceptions.ConditionalCheckFailedException:
                 pass
 
-    def work(worker: int) -> None:
-        (writer if worker < 2 else reader if worker < 4 else racer)(worker % 2 if worker < 4 else worker)
-
-    errors = run_threads(work, 8)
+    errors = run_threads([partial(writer, 0), partial(writer, 1), partial(reader, 0), partial(reader, 1),
+                          *(partial(racer, w) for w in range(4))])
     return half_made, len(created), errors
 
 

@@ -1,7 +1,6 @@
 """Training jobs and sentiment through the handlers (moto): asynchronous start, job records,
 promotion gate and rollback, serving from the promoted version, batch scoring of reviews."""
 
-
 import pytest
 
 from harness import LambdaContext, call, load_handler
