@@ -82,7 +82,8 @@ import tensorflow as tf
 users = tf.Variable(np.load(sys.argv[1] + "/user_vectors.npy"))
 items = tf.Variable(np.load(sys.argv[1] + "/item_vectors.npy"))
 tf.math.top_k(tf.linalg.matvec(items, users[0]), k=10)
-print(time.perf_counter() - began)
+import resource
+print(time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
@@ -104,8 +105,11 @@ def run(code: str, *args: str) -> str:
 def measure(folder: Path) -> dict:
     warm = json.loads(run(WARM, str(folder)))
     numpy_cold = statistics.median(float(run(COLD_NUMPY, str(folder), str(ROOT))) for _ in range(5))
-    tf_cold = statistics.median(float(run(COLD_TF, str(folder))) for _ in range(5))
-    return {**warm, "cold_start_numpy_s": round(numpy_cold, 2), "cold_start_tensorflow_s": round(tf_cold, 2)}
+    tf_runs = [run(COLD_TF, str(folder)).split() for _ in range(5)]
+    tf_cold = statistics.median(float(seconds) for seconds, _ in tf_runs)
+    tf_rss = statistics.median(float(megabytes) for _, megabytes in tf_runs)  # ru_maxrss is KiB on Linux
+    return {**warm, "cold_start_numpy_s": round(numpy_cold, 2), "cold_start_tensorflow_s": round(tf_cold, 2),
+            "tensorflow_scorer_peak_rss_mb": round(tf_rss)}
 
 
 def main() -> None:
@@ -124,10 +128,10 @@ def main() -> None:
             save_artifact(Recommender.load(args.artifact), folder)
             results[f"artifact {args.artifact}"] = measure(folder)
     lines = ["| RecommendFunction handler, k=10 | warm p50 | warm p99 | cold start (import + load) | "
-             "TensorFlow scorer cold start |", "|---|---|---|---|---|"]
+             "TensorFlow scorer cold start | TensorFlow scorer peak RSS |", "|---|---|---|---|---|---|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['cold_start_numpy_s']} s | "
-                     f"{r['cold_start_tensorflow_s']} s |")
+                     f"{r['cold_start_tensorflow_s']} s | {r['tensorflow_scorer_peak_rss_mb']} MB |")
     save_results("serving", results, "\n".join(lines))
 
 
