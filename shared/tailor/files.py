@@ -1,7 +1,13 @@
 """Reading uploaded files (CSV, JSON Lines, Parquet; gzip-compressed too) into validated rows.
 
 Every row ends up in `Validated.columns` or `Validated.rejects`; a problem with the whole
-file (unknown format, missing required column, wrong encoding) raises `FileRejected`.
+file (unknown format, missing required column, UTF-16) raises `FileRejected`.
+
+Encoding: text files are UTF-8. A file that is not valid UTF-8 and has no valid multi-byte
+UTF-8 sequence at all (a spreadsheet saved as "CSV" on Windows, with é as one byte) is read
+as Windows-1252 (which covers Latin-1's printable characters), with a warning; a file mixing
+valid UTF-8 with invalid bytes is read as UTF-8 and only the rows with invalid bytes are
+rejected.
 """
 
 from __future__ import annotations
@@ -10,9 +16,14 @@ import csv
 import gzip
 import io
 import json
+import re
 import zlib
 
 from .records import Reject, RowError, Schema, Validated, Validator, has_surrogates, validate_records
+
+CP1252_WARNING = "file is not UTF-8: read as Windows-1252 (Latin-1); lines with non-ASCII characters"
+_HIGH_BYTE = re.compile(rb"[\x80-\xff]")
+_CP1252_UNDEFINED = {0x81, 0x8D, 0x8F, 0x90, 0x9D}  # Latin-1 keeps these as C1 control characters
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
@@ -53,22 +64,47 @@ def detect_format(data: bytes, filename: str) -> str:
     return "jsonl" if head[:1] in (b"{", b"[") else "csv"
 
 
-def read_file(data: bytes, filename: str, schema: Schema, *, max_bytes: int) -> tuple[str, Validated]:
-    """Parse and validate one uploaded file. Returns (format, validated rows)."""
+def read_file(data: bytes, filename: str, schema: Schema, *, max_bytes: int,
+              columns: dict[str, str] | None = None) -> tuple[str, Validated]:
+    """Parse and validate one uploaded file. Returns (format, validated rows). `columns` is a
+    checked column mapping (records.check_columns) applied to the header."""
     data = decompress(data, max_bytes)
     if not data.strip():
         raise FileRejected("the file is empty (0 rows)")
     fmt = detect_format(data, filename)
     try:
         if fmt == "parquet":
-            return fmt, _read_parquet(data, schema)
+            return fmt, _read_parquet(data, schema, columns)
         if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_like_utf16(data):
             raise FileRejected("the file is UTF-16; save it as UTF-8 and upload it again")
-        if fmt == "jsonl":
-            return fmt, _read_json(data, schema)
-        return fmt, _read_csv(data, schema)
+        data, transcoded = windows_1252_to_utf8(data)
+        result = _read_json(data, schema, columns) if fmt == "jsonl" else _read_csv(data, schema, columns)
+        if transcoded:
+            result.warn(CP1252_WARNING, transcoded)
+        return fmt, result
     except RowError as exc:  # a header problem affects every row
         raise FileRejected(str(exc)) from exc
+
+
+def windows_1252_to_utf8(data: bytes) -> tuple[bytes, int]:
+    """(data as UTF-8, lines with non-ASCII characters) when `data` is Windows-1252 text by the
+    rule of the module doc; (data, 0) otherwise (UTF-8 already, mixed, or binary)."""
+    try:
+        data.decode("utf-8")
+        return data, 0
+    except UnicodeDecodeError:
+        pass
+    if b"\x00" in data:
+        return data, 0  # binary (a spreadsheet, an image), not text in another encoding
+    text = data.decode("utf-8", errors="surrogateescape")
+    if any(ord(c) > 0x7F and not 0xDC80 <= ord(c) <= 0xDCFF for c in text):
+        return data, 0  # valid multi-byte UTF-8 here and there: UTF-8 with some broken bytes
+    decoded = "".join(bytes([b]).decode("latin-1") if b in _CP1252_UNDEFINED else bytes([b]).decode("cp1252")
+                      for b in range(256))
+    table = {i: decoded[i] for i in range(0x80, 0x100)}
+    converted = data.decode("latin-1").translate(table)
+    lines = sum(1 for line in data.split(b"\n") if _HIGH_BYTE.search(line))
+    return converted.encode("utf-8"), lines
 
 
 def _looks_like_utf16(data: bytes) -> bool:
@@ -85,7 +121,7 @@ def _sniff_delimiter(header_line: str) -> str:
     return best if counts[best] else ","
 
 
-def _read_csv(data: bytes, schema: Schema) -> Validated:
+def _read_csv(data: bytes, schema: Schema, columns: dict[str, str] | None = None) -> Validated:
     try:
         text = data.decode("utf-8-sig")
         clean = True
@@ -103,7 +139,7 @@ def _read_csv(data: bytes, schema: Schema) -> Validated:
         raise FileRejected(f"unreadable CSV header: {exc}") from exc
     if not clean and has_surrogates("".join(header)):
         raise FileRejected("the header row is not valid UTF-8; save the file as UTF-8")
-    validator = Validator(schema, header)
+    validator = Validator(schema, header, columns)
     line = reader.line_num
     while True:
         try:
@@ -125,7 +161,7 @@ def _read_csv(data: bytes, schema: Schema) -> Validated:
     return validator.result()
 
 
-def _read_json(data: bytes, schema: Schema) -> Validated:
+def _read_json(data: bytes, schema: Schema, columns: dict[str, str] | None = None) -> Validated:
     # Only the BOM is cut from the lines: leading blank lines still count, so that reject
     # row numbers are the lines a person sees in an editor.
     body = data.removeprefix(b"\xef\xbb\xbf")
@@ -135,7 +171,7 @@ def _read_json(data: bytes, schema: Schema) -> Validated:
             records = json.loads(stripped.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise FileRejected(f"the file starts like a JSON array but is not valid JSON: {exc}") from exc
-        return validate_records(schema, records if isinstance(records, list) else [records])
+        return validate_records(schema, records if isinstance(records, list) else [records], columns=columns)
     records: list = []
     numbers: list[int] = []
     bad: list[tuple[int, str, str]] = []
@@ -149,17 +185,19 @@ def _read_json(data: bytes, schema: Schema) -> Validated:
             bad.append((number, "invalid UTF-8 (the file must be UTF-8 encoded)", raw.decode("utf-8", "backslashreplace")))
         except json.JSONDecodeError as exc:
             bad.append((number, f"malformed JSON: {exc.msg} at column {exc.colno}", raw.decode("utf-8", "backslashreplace")))
-    result = validate_records(schema, records)
+    result = validate_records(schema, records, columns=columns)
     # validate_records numbers rows by position; map them back to file lines.
     for reject in result.rejects:
         reject.row = numbers[reject.row - 1]
     result.row_numbers = [numbers[row - 1] for row in result.row_numbers or []]
+    for sample in result.warning_samples:
+        sample["row"] = numbers[sample["row"] - 1]
     result.rejects.extend(Reject(n, reason, raw[:300]) for n, reason, raw in bad)
     result.rejects.sort(key=lambda r: r.row)
     return result
 
 
-def _read_parquet(data: bytes, schema: Schema) -> Validated:
+def _read_parquet(data: bytes, schema: Schema, columns: dict[str, str] | None = None) -> Validated:
     import pyarrow.parquet as pq  # only the functions that read files carry pyarrow
 
     try:
@@ -167,7 +205,7 @@ def _read_parquet(data: bytes, schema: Schema) -> Validated:
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise FileRejected(f"unreadable Parquet file: {exc}") from exc
     header = list(table.column_names)
-    validator = Validator(schema, header)
+    validator = Validator(schema, header, columns)
     columns = [table.column(i).to_pylist() for i in range(len(header))]
     for index, values in enumerate(zip(*columns), start=1):
         validator.add(index, values, raw=dict(zip(header, values)))

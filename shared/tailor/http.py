@@ -42,8 +42,32 @@ def _describe(errors) -> tuple[bool, str, list]:
     return malformed, message, details
 
 
+JSON_TYPE = "application/json"
+
+
+def as_json_request(event: dict) -> dict:
+    """Every body is JSON, whatever Content-Type says: `curl -d` sends
+    application/x-www-form-urlencoded, other clients text/plain or nothing, and Powertools would
+    then parse a form (422 "Field required") or refuse the type. The event is copied with its
+    Content-Type set to JSON, so a body that is not JSON gets the 400 that says so."""
+    if not isinstance(event, dict) or not event.get("body"):
+        return event
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if str(k).lower() != "content-type"}
+    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if str(k).lower() != "content-type"}
+    headers["Content-Type"] = JSON_TYPE
+    multi["Content-Type"] = [JSON_TYPE]
+    return {**event, "headers": headers, "multiValueHeaders": multi}
+
+
+class JsonResolver(APIGatewayRestResolver):
+    """Powertools' REST resolver reading every request body as JSON (see `as_json_request`)."""
+
+    def resolve(self, event, context):  # type: ignore[override]
+        return super().resolve(as_json_request(event), context)
+
+
 def build_app(*routers: Router) -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = JsonResolver(enable_validation=True)
     for router in routers:
         app.include_router(router)
 
@@ -55,7 +79,8 @@ def build_app(*routers: Router) -> APIGatewayRestResolver:
     def _validation_error(exc: RequestValidationError):
         malformed, message, details = _describe(exc.errors())
         if malformed:
-            return error_response(400, "malformed_json", "the request body is not valid JSON")
+            return error_response(400, "bad_request", "the request body is not valid JSON (every body is read as "
+                                                      "JSON, with or without a Content-Type header)")
         return error_response(422, "invalid_request", message or "invalid request", details)
 
     @app.not_found
