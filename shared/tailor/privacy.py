@@ -12,7 +12,8 @@ starts meanwhile already refuses the user's old rows):
    they reviewed are recomputed), the user in segment samples and sizes, the user's rows in
    ingest-log reject samples;
 4. models: the user's rows in every stored recommender version (`RecommenderArtifact.without_users`),
-   then a new `revision` on the pointer so serving reloads within its cache TTL.
+   then a new `revision` on the pointer and a new serving stamp (`ModelCache.signal`), so every
+   warm serving container (recommendations, rankings, audiences) reloads on its next request.
 
 Returning customers (the tombstone rule, applied by ingest through `drop_erased`): a row of
 an erased user is refused when it is dated at or before the erase, or has no date (users rows
@@ -35,7 +36,7 @@ from typing import Any
 
 from .errors import Invalid, NotFound
 from .records import MAX_ID_LENGTH, Reject, Validated, parse_timestamp
-from .registry import ModelRegistry
+from .registry import ModelCache, ModelRegistry
 from .storage import ObjectStore, StateTable
 
 ERASED_PK = "ERASED"
@@ -378,4 +379,6 @@ class EraseService:
         if rewritten_current:
             pointer = self.registry.bump_revision("recommender", "privacy erase")
             self.report["models"]["pointer_revision"] = pointer and pointer["revision"]
+            # after the pointer: every warm serving container re-reads it on its next request
+            ModelCache.signal(self.state, "recommender", "privacy erase")
 

@@ -114,23 +114,51 @@ T = TypeVar("T")
 
 
 class ModelCache(Generic[T]):
-    """One loaded model per container, re-checked against the pointer at most every `ttl` s.
+    """One loaded model per container: the pointer is re-read at most every `ttl` s, and a
+    *serving stamp* (one small consistent DynamoDB read, `SERVING#<model>` / `STAMP`) is
+    checked on every other request, so a change that must take effect at once (a privacy erase
+    rewrote the artifacts: `ModelCache.signal`) reloads every warm container on its next request.
 
     If a newer version cannot be loaded, the last good model keeps serving (and the failure is
-    remembered so it is not retried on every request).
+    remembered so it is not retried on every request). A failed stamp read keeps serving too.
     """
 
+    STAMP_SK = "STAMP"
+
     def __init__(self, registry: ModelRegistry, model: str, loader: Callable[[ModelRegistry, str], T],
-                 ttl: float = 60.0, clock: Callable[[], float] = time.monotonic):
+                 ttl: float = 60.0, clock: Callable[[], float] = time.monotonic, check_stamp: bool = True):
         self.registry, self.model, self.loader, self.ttl, self.clock = registry, model, loader, ttl, clock
+        self.check_stamp = check_stamp
         self._lock = threading.Lock()
         self._loaded: T | None = None
         self._version: str | None = None
         self._revision: int = 0  # bumped on the pointer when artifacts are rewritten in place (erase)
         self._checked_at: float | None = None
+        self._stamp: str | None = None  # the serving stamp seen at the last pointer read
         self.last_error: str | None = None
         self.fallback_from: str | None = None  # the current version that could not be loaded
         self._expired_version: str | None = None
+
+    @staticmethod
+    def stamp_pk(model: str) -> str:
+        return f"SERVING#{model}"
+
+    @classmethod
+    def signal(cls, state: StateTable, model: str, reason: str) -> str:
+        """Tell every warm container to re-read the pointer on its next request (write after the
+        pointer itself). Returns the new stamp."""
+        import secrets
+
+        stamp = now_iso() + "-" + secrets.token_hex(4)
+        state.put({"pk": cls.stamp_pk(model), "sk": cls.STAMP_SK, "stamp": stamp, "reason": reason})
+        return stamp
+
+    def _read_stamp(self) -> str | None:
+        try:
+            item = self.registry.state.get(self.stamp_pk(self.model), self.STAMP_SK)
+        except Exception:  # storage hiccup: keep serving what we have
+            return self._stamp
+        return None if item is None else str(item.get("stamp"))
 
     def get(self) -> tuple[T, str]:
         with self._lock:
@@ -138,7 +166,13 @@ class ModelCache(Generic[T]):
             # Until a model is loaded, look every time: the first promotion should serve at once.
             if self._loaded is None or self._checked_at is None or now - self._checked_at >= self.ttl:
                 self._checked_at = now
+                self._stamp = self._read_stamp() if self.check_stamp else None  # before the pointer
                 self._refresh()
+            elif self.check_stamp:
+                stamp = self._read_stamp()
+                if stamp != self._stamp:
+                    self._checked_at, self._stamp = now, stamp
+                    self._refresh()
             if self._loaded is None:
                 raise Unavailable(self.last_error or
                                   f"no {self.model} model has been trained yet: start one with "

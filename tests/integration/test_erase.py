@@ -16,6 +16,8 @@ from harness import BUCKET, TABLE, LambdaContext, call, load_handler, s3_event
 from infra.datagen import PRESETS, generate
 from tailor import services
 from tailor.privacy import user_hash
+from tailor.profile_service import ProfileService, ProfileStore
+from tailor.registry import ModelCache
 from tailor.recommend_service import load_model
 from tailor.sentiment_service import SentimentService
 from tailor.training.recommender_job import load_training_data
@@ -132,6 +134,11 @@ def recommendations(user_id):
                 resource="/v1/users/{user_id}/recommendations", path_params={"user_id": user_id})
 
 
+def rankings(user_id):
+    return call("recommend", "POST", f"/v1/users/{user_id}/rankings", {"item_ids": ["i0001", "i0002", "i0003"]},
+                resource="/v1/users/{user_id}/rankings", path_params={"user_id": user_id})
+
+
 def erase(user_id):
     return call("profiles", "DELETE", f"/v1/users/{user_id}", resource="/v1/users/{user_id}",
                 path_params={"user_id": user_id})
@@ -143,6 +150,12 @@ def test_erase_leaves_no_trace_and_old_files_do_not_bring_the_user_back(aws, sho
     assert any(h.startswith("item PROFILE#") for h in before) and any("exports/" in h for h in before)
     assert any("results/sentiment" in h for h in before) and any("SENTIMENT#user#" in h for h in before)
     assert recommendations(TARGET)[1]["strategy"] == "personalized"
+    assert rankings(TARGET)[1]["strategy"] == "personalized"
+    # Another warm container answering audiences, its model cache loaded and far from expiry.
+    store, state, registry = services.object_store(), services.state_table(), services.model_registry()
+    warm = ProfileService(ProfileStore(state), ModelCache(registry, "recommender", load_model, ttl=3600),
+                          store, state)
+    assert TARGET in json.dumps(warm.audience(item_id="i0001", category=None, size=100, include_engaged=True)[0])
     stats_before = {d["name"]: d for d in call("ingest", "GET", "/v1/datasets")[1]["datasets"]}
 
     status, report = erase(TARGET)
@@ -162,8 +175,11 @@ def test_erase_leaves_no_trace_and_old_files_do_not_bring_the_user_back(aws, sho
     profile = call("profiles", "GET", f"/v1/users/{TARGET}/profile", resource="/v1/users/{user_id}/profile",
                    path_params={"user_id": TARGET})
     assert profile[0] == 404
-    services.recommend_service().models.expire()  # as the TTL would
+    # Warm containers (recommendations and rankings share one cache, audiences another) see the
+    # erase on their very next request, well inside the 60 s model cache: the serving stamp.
     assert recommendations(TARGET)[1]["strategy"] == "popular"
+    assert rankings(TARGET)[1]["strategy"] != "personalized"
+    assert TARGET not in json.dumps(warm.audience(item_id="i0001", category=None, size=100, include_engaged=True)[0])
     status, audience = call("profiles", "POST", "/v1/audiences",
                             {"item_id": "i0001", "size": 100, "include_engaged": True, "export": True})
     assert status == 200 and TARGET not in json.dumps(audience)

@@ -134,6 +134,51 @@ def test_model_cache_reloads_when_the_pointer_revision_changes(store):
     assert registry.bump_revision("missing-model", "x") is None
 
 
+def test_model_cache_reloads_on_the_next_request_after_a_serving_signal(store):
+    """The erase path: pointer revision bumped, then ModelCache.signal; a warm cache far from its
+    TTL reloads on its very next request, with one stamp read per request and no reload otherwise."""
+    from tailor.storage import StateTable
+
+    class DictState(StateTable):
+        def __init__(self):
+            self.items, self.reads, self.fail = {}, 0, False
+
+        def get(self, pk, sk):
+            self.reads += 1
+            if self.fail:
+                raise ConnectionError("table unavailable")
+            return self.items.get((pk, sk))
+
+        def put(self, item, only_if_new=False):
+            self.items[(item["pk"], item["sk"])] = dict(item)
+
+    state = DictState()
+    registry = ModelRegistry(store, state)
+    store.put_json("models/recommender/current.json", {"model": "recommender", "version": "v1"})
+    loads = []
+    cache = ModelCache(registry, "recommender", lambda _r, version: loads.append(version) or len(loads),
+                       ttl=3600, clock=lambda: 0.0)
+    assert cache.get() == (1, "v1")
+    reads = state.reads
+    for _ in range(5):
+        assert cache.get() == (1, "v1")
+    assert loads == ["v1"] and state.reads == reads + 5  # one small read per request, no reload
+    registry.bump_revision("recommender", "privacy erase")
+    ModelCache.signal(state, "recommender", "privacy erase")
+    assert cache.get() == (2, "v1") and loads == ["v1", "v1"]  # the next request, not after the TTL
+    assert cache.get() == (2, "v1") and loads == ["v1", "v1"]
+    # a signal without a pointer change re-reads the pointer once and loads nothing
+    ModelCache.signal(state, "recommender", "again")
+    assert cache.get() == (2, "v1") and loads == ["v1", "v1"]
+    state.fail = True  # the stamp cannot be read: the loaded model keeps serving
+    assert cache.get() == (2, "v1")
+    without = ModelCache(registry, "recommender", lambda _r, v: v, ttl=3600, clock=lambda: 0.0, check_stamp=False)
+    without.get()
+    state.fail, reads = False, state.reads
+    without.get()
+    assert state.reads == reads  # check_stamp=False: no read per request
+
+
 def test_users_erased_while_a_job_trained_are_found_by_their_hash():
     from tailor.privacy import users_erased_since
 
