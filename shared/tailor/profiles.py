@@ -63,6 +63,18 @@ KMEANS_MAX_ITER = 100
 SAMPLE_MEMBERS = 20
 MIN_TASTE_SHARE = 0.03
 MIN_ATTRIBUTE_SHARE = 0.20
+# A category, attribute or band is named in a segment only when the segment holds it at least
+# this many times as often as the whole base: a "lean" of about 1.0x says nothing.
+MIN_LIFT = 1.2
+# How many segments a shop can get: at most one per USERS_PER_SEGMENT active customers, and a k
+# whose smallest segment holds fewer than max(MIN_SEGMENT_USERS, MIN_SEGMENT_SHARE of the
+# customers) is not chosen. A shop of a few hundred customers gets a few segments.
+USERS_PER_SEGMENT = 40
+MIN_SEGMENT_USERS = 15
+MIN_SEGMENT_SHARE = 0.04
+# Per-customer bands derived from what the shop has (see _derived_attributes).
+CRITICAL_RATING = 2.5
+HAPPY_RATING = 4.0
 # Segments scoring within this much of the best silhouette are as good: take the fewer segments.
 SILHOUETTE_TOLERANCE = 0.005
 NO_ACTIVITY_NAME = "New customers, no activity yet"
@@ -309,9 +321,148 @@ def _categories(n: int, user: np.ndarray, item_code: np.ndarray, item_ids: np.nd
 @dataclass
 class _Attribute:
     name: str
-    kind: str                     # "categorical" | "numeric"
+    kind: str                     # "categorical" | "numeric" | "derived"
     labels: list[str]             # value or band label per code
     codes: np.ndarray             # (n_users,) code, -1 = unknown
+    phrases: list[str] | None = None  # derived bands: what a segment name calls the members
+
+
+# --------------------------------------------------------------------------- what the shop has besides categories
+
+
+_PRICE_NUMBER = re.compile(r"\d[\d.,]*")
+
+
+def parse_price(value: Any) -> float:
+    """A price kept as an items metadata column ("12.50", "$1,299.00", "12,50 €") → float, NaN if none."""
+    if value is None:
+        return math.nan
+    found = _PRICE_NUMBER.search(str(value))
+    if not found:
+        return math.nan
+    text = found.group().rstrip(".,")
+    if "," in text and "." in text:
+        text = text.replace(",", "") if text.rfind(".") > text.rfind(",") else text.replace(".", "").replace(",", ".")
+    elif "," in text:
+        head, _, tail = text.rpartition(",")
+        text = f"{head.replace(',', '')}.{tail}" if len(tail) in (1, 2) else text.replace(",", "")
+    try:
+        number = float(text)
+    except ValueError:
+        return math.nan
+    return number if math.isfinite(number) and number >= 0 else math.nan
+
+
+def _money(x: float) -> str:
+    return f"{x:,.0f}" if x >= 10 else f"{x:.2f}"
+
+
+@dataclass
+class _Derived:
+    attributes: list[_Attribute]
+    rating_mean: np.ndarray       # (n,) NaN where the user rated nothing
+    price_mean: np.ndarray        # (n,) mean price of the user's distinct items, NaN where unknown
+    negative_share: np.ndarray    # (n,) share of the user's reviews read as negative, NaN where none
+
+
+def _per_user_labels(table, universe: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(reviews, negative, positive) per user from a table with user_id and label columns."""
+    n = len(universe)
+    zeros = np.zeros(n), np.zeros(n), np.zeros(n)
+    if table is None or not table.num_rows or "user_id" not in table.column_names or "label" not in table.column_names:
+        return zeros
+    who = _index_in(table.column("user_id"), universe)
+    labels = np.char.lower(_strings(table.column("label")))
+    known = (who >= 0) & np.isin(labels, ["positive", "negative", "neutral"])
+    count = np.bincount(who[known], minlength=n).astype(float)
+    negative = np.bincount(who[known & (labels == "negative")], minlength=n).astype(float)
+    positive = np.bincount(who[known & (labels == "positive")], minlength=n).astype(float)
+    return count, negative, positive
+
+
+def _derived_attributes(universe: np.ndarray, act: "_Activity", user: np.ndarray, item_code: np.ndarray,
+                        item_ids: np.ndarray, items, reviews, sentiment) -> _Derived:
+    """Bands per customer from ratings, review sentiment and item prices, described like declared
+    attributes (a segment names a band only at MIN_LIFT or more):
+
+    - rating: the customer's mean star rating (rating events; else the stars of their reviews):
+      critical (<= CRITICAL_RATING), lukewarm, happy (>= HAPPY_RATING);
+    - review sentiment: the labels of the customer's reviews (the sentiment model's results when
+      given, else the reviews' own label column): mostly negative, mixed, mostly positive;
+    - price: the mean `price` (an items metadata column) of the customer's distinct items, banded
+      at the catalog's price tertiles: budget, mid-range, premium.
+    """
+    n = len(universe)
+    attributes: list[_Attribute] = []
+    # ratings: events first, the reviews' stars for customers without rating events
+    count, total = act.rating_count.astype(float), act.rating_sum.astype(float)
+    if reviews is not None and reviews.num_rows and {"user_id", "rating"} <= set(reviews.column_names):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        who = _index_in(reviews.column("user_id"), universe)
+        stars = np.asarray(pc.cast(reviews.column("rating"), pa.float64()).to_numpy(zero_copy_only=False),
+                           dtype=np.float64)
+        ok = (who >= 0) & np.isfinite(stars)
+        fallback = count == 0
+        r_count = np.bincount(who[ok], minlength=n).astype(float)
+        r_total = np.bincount(who[ok], weights=stars[ok], minlength=n)
+        count = np.where(fallback, r_count, count)
+        total = np.where(fallback, r_total, total)
+    rating_mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    if np.isfinite(rating_mean).any():
+        codes = np.full(n, -1)
+        rated = np.isfinite(rating_mean)
+        codes[rated] = np.where(rating_mean[rated] <= CRITICAL_RATING, 0,
+                                np.where(rating_mean[rated] >= HAPPY_RATING, 2, 1))
+        attributes.append(_Attribute(
+            "mean rating", "derived",
+            [f"mean rating {CRITICAL_RATING:g}★ or lower", f"mean rating between {CRITICAL_RATING:g}★ and "
+             f"{HAPPY_RATING:g}★", f"mean rating {HAPPY_RATING:g}★ or higher"], codes,
+            ["critical raters", "lukewarm raters", "happy raters"]))
+
+    # review sentiment: the model's reading of every review when there is one, else the labels given
+    reviewed, negative, positive = _per_user_labels(sentiment, universe)
+    if not reviewed.any():
+        reviewed, negative, positive = _per_user_labels(reviews, universe)
+    negative_share = np.where(reviewed > 0, negative / np.maximum(reviewed, 1), np.nan)
+    if reviewed.any():
+        codes = np.full(n, -1)
+        has = reviewed > 0
+        codes[has] = np.where(negative[has] * 2 >= reviewed[has], 0, np.where(positive[has] * 2 > reviewed[has], 2, 1))
+        attributes.append(_Attribute("review sentiment", "derived",
+                                     ["reviews mostly negative", "reviews mixed", "reviews mostly positive"], codes,
+                                     ["unhappy reviewers", "mixed reviewers", "positive reviewers"]))
+
+    # prices
+    price_mean = np.full(n, np.nan)
+    if items is not None and items.num_rows and "price" in items.column_names and len(user):
+        catalog_ids = _strings(items.column("item_id"))
+        catalog_price = np.array([parse_price(v) for v in _strings(items.column("price")).tolist()])
+        priced = np.isfinite(catalog_price)
+        if len(np.unique(catalog_price[priced])) >= 3:
+            import pyarrow as pa
+
+            row = _index_in(pa.array(item_ids, type=pa.string()), catalog_ids)
+            price_of_code = np.where(row >= 0, catalog_price[np.maximum(row, 0)], np.nan)
+            known = item_code >= 0
+            pairs = np.unique(user[known] * np.int64(len(item_ids)) + item_code[known])
+            p_user, p_price = pairs // len(item_ids), price_of_code[pairs % len(item_ids)]
+            ok = np.isfinite(p_price)
+            p_count = np.bincount(p_user[ok], minlength=n)
+            p_total = np.bincount(p_user[ok], weights=p_price[ok], minlength=n)
+            price_mean = np.where(p_count > 0, p_total / np.maximum(p_count, 1), np.nan)
+            low, high = np.quantile(catalog_price[priced], [1 / 3, 2 / 3])
+            if high > low and np.isfinite(price_mean).any():
+                codes = np.full(n, -1)
+                has = np.isfinite(price_mean)
+                codes[has] = np.where(price_mean[has] < low, 0, np.where(price_mean[has] >= high, 2, 1))
+                attributes.append(_Attribute(
+                    "item price", "derived",
+                    [f"mean item price under {_money(low)}", f"mean item price {_money(low)}–{_money(high)}",
+                     f"mean item price {_money(high)} or more"], codes,
+                    ["budget buyers", "mid-range buyers", "premium buyers"]))
+    return _Derived(attributes, rating_mean, price_mean, negative_share)
 
 
 def _attribute_table(users, universe: np.ndarray) -> tuple[list[str], dict[str, np.ndarray], np.ndarray]:
@@ -483,14 +634,22 @@ def calinski_harabasz(x: np.ndarray, labels: np.ndarray, centres: np.ndarray) ->
     return between / (k - 1) / max(within / (n - k), 1e-12)
 
 
+def min_segment_size(n: int) -> int:
+    return max(MIN_SEGMENT_USERS, math.ceil(MIN_SEGMENT_SHARE * n))
+
+
 def choose_k(x: np.ndarray, k_range: tuple[int, int], rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     n = len(x)
-    k_hi = min(int(k_range[1]), n - 1)
+    k_hi = min(int(k_range[1]), n - 1, n // USERS_PER_SEGMENT)
     k_lo = min(int(k_range[0]), k_hi)
     name = "silhouette"
+    smallest = min_segment_size(n)
+    rule = (f"at most one segment per {USERS_PER_SEGMENT} active customers, each of at least {smallest} "
+            f"(max({MIN_SEGMENT_USERS}, {MIN_SEGMENT_SHARE:.0%} of {n}))")
     if k_hi < 2:
-        return np.zeros(n, dtype=int), {"name": name, "values": {}, "chosen_k": 1,
-                                        "note": "too few active users to cluster"}
+        return np.zeros(n, dtype=int), {"name": name, "values": {}, "chosen_k": 1, "size_rule": rule,
+                                        "note": f"{n} active customers: too few to split into segments "
+                                                f"({rule})"}
     # The sweep over k runs on a seeded sample of users (all of them up to SWEEP_SAMPLE); the
     # chosen k is then fitted on everyone. The silhouette is scored on a sub-sample of the sweep.
     sweep = np.sort(rng.choice(n, size=min(n, SWEEP_SAMPLE), replace=False)) if n > SWEEP_SAMPLE else np.arange(n)
@@ -499,7 +658,7 @@ def choose_k(x: np.ndarray, k_range: tuple[int, int], rng: np.random.Generator) 
     xs = xw[sample]
     sq = np.einsum("ij,ij->i", xs, xs)
     distances = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * xs @ xs.T, 0))
-    values, ch, fits = {}, {}, {}
+    values, ch, fits, eligible = {}, {}, {}, {}
     for k in range(k_lo, k_hi + 1):
         labels, centres, _ = kmeans(xw, k, rng)
         fits[k] = labels
@@ -508,16 +667,26 @@ def choose_k(x: np.ndarray, k_range: tuple[int, int], rng: np.random.Generator) 
         remap = np.searchsorted(present, sample_labels)
         values[k] = silhouette(distances, remap) if len(present) > 1 else 0.0
         ch[k] = calinski_harabasz(xw, labels, centres)
-    best = max(values.values())
-    chosen = min(k for k, v in values.items() if v >= best - SILHOUETTE_TOLERANCE)
-    labels = fits[chosen] if len(sweep) == n else kmeans(x, chosen, rng)[0]
+        sizes = np.bincount(labels, minlength=k)
+        eligible[k] = bool(sizes.min() >= smallest * len(sweep) / n)
     criterion = {"name": name,
                  "definition": f"mean silhouette (Euclidean) of a seeded sample of {len(sample)} users; "
-                               f"the smallest k within {SILHOUETTE_TOLERANCE} of the best wins",
-                 "sample_size": int(len(sample)), "sweep_users": int(len(sweep)),
+                               f"among the k whose segments are all large enough, the smallest k within "
+                               f"{SILHOUETTE_TOLERANCE} of the best wins",
+                 "size_rule": rule, "sample_size": int(len(sample)), "sweep_users": int(len(sweep)),
                  "values": {str(k): _round(v) for k, v in values.items()},
                  "calinski_harabasz": {str(k): _round(v, 2) for k, v in ch.items()},
-                 "chosen_k": int(chosen), "k_range": [k_lo, k_hi]}
+                 "too_small": [k for k, ok in eligible.items() if not ok],
+                 "k_range": [k_lo, k_hi]}
+    candidates = {k: v for k, v in values.items() if eligible[k]}
+    if not candidates:
+        criterion.update(chosen_k=1, note=f"every k from {k_lo} to {k_hi} left a segment smaller than "
+                                          f"{smallest} customers: one segment")
+        return np.zeros(n, dtype=int), criterion
+    best = max(candidates.values())
+    chosen = min(k for k, v in candidates.items() if v >= best - SILHOUETTE_TOLERANCE)
+    labels = fits[chosen] if len(sweep) == n else kmeans(x, chosen, rng)[0]
+    criterion["chosen_k"] = int(chosen)
     return labels, criterion
 
 
@@ -537,7 +706,8 @@ def _standardise(column: np.ndarray) -> np.ndarray:
 
 
 def _features(active: np.ndarray, act: _Activity, shares: np.ndarray | None,
-              vectors: np.ndarray | None, vector_row: np.ndarray) -> tuple[np.ndarray, list[str]]:
+              vectors: np.ndarray | None, vector_row: np.ndarray,
+              derived: _Derived | None = None) -> tuple[np.ndarray, list[str]]:
     blocks, used = [], []
     if vectors is not None and (vector_row[active] >= 0).any():
         v = np.asarray(vectors, dtype=np.float64)
@@ -559,6 +729,21 @@ def _features(active: np.ndarray, act: _Activity, shares: np.ndarray | None,
     if shares is not None and shares.shape[1]:
         blocks.append(_scaled_block(shares[active]))
         used.append("category_shares")
+    if derived is not None:
+        columns = []
+        for values, transform in ((derived.rating_mean, None), (derived.price_mean, np.log1p),
+                                  (derived.negative_share, None)):
+            v = values[active]
+            known = np.isfinite(v)
+            if known.sum() < 2:
+                continue
+            v = np.where(known, v, v[known].mean())  # unknown: the base's mean
+            v = transform(v) if transform is not None else v
+            if v.std() > 1e-9:
+                columns.append(_standardise(v))
+        if columns:
+            blocks.append(_scaled_block(np.column_stack(columns)))
+            used.append("ratings_prices_sentiment")
     return np.hstack(blocks), used
 
 
@@ -579,9 +764,8 @@ def _taste(seg_weight: np.ndarray, base_share: np.ndarray, cat_names: list[str])
         return []
     share = seg_weight / total
     lift = np.where(base_share > 0, share / np.maximum(base_share, 1e-12), 0.0)
-    candidates = np.flatnonzero(share >= MIN_TASTE_SHARE)
-    if not len(candidates):
-        candidates = np.flatnonzero(share > 0)
+    # only categories the segment holds at MIN_LIFT x the base share or more distinguish it
+    candidates = np.flatnonzero((share >= MIN_TASTE_SHARE) & (lift >= MIN_LIFT - 1e-9))
     order = candidates[np.lexsort((candidates, -lift[candidates]))]
     return [{"category": cat_names[c], "share": _round(share[c]), "base_share": _round(base_share[c]),
              "lift": _round(lift[c], 3)} for c in order[:5]]
@@ -589,8 +773,8 @@ def _taste(seg_weight: np.ndarray, base_share: np.ndarray, cat_names: list[str])
 
 def _attribute_highlights(members: np.ndarray, attributes: list[_Attribute], base_counts: dict) -> list[dict]:
     found = []
-    for attr in attributes:
-        base, base_known = base_counts[attr.name]
+    for position, attr in enumerate(attributes):
+        base, base_known = base_counts[position]
         codes = attr.codes[members]
         codes = codes[codes >= 0]
         if not len(codes) or not base_known:
@@ -598,10 +782,13 @@ def _attribute_highlights(members: np.ndarray, attributes: list[_Attribute], bas
         seg = np.bincount(codes, minlength=len(attr.labels))
         share, base_share = seg / len(codes), base / base_known
         lift = np.where(base_share > 0, share / np.maximum(base_share, 1e-12), 0.0)
-        for code in np.flatnonzero((share >= MIN_ATTRIBUTE_SHARE) & (lift >= 1.1) & (seg >= 2)):
-            found.append({"attribute": attr.name, "value": attr.labels[code][len(_display(attr.name)) + 1:],
+        for code in np.flatnonzero((share >= MIN_ATTRIBUTE_SHARE) & (lift >= MIN_LIFT - 1e-9) & (seg >= 2)):
+            found.append({"attribute": attr.name,
+                          "value": attr.labels[code] if attr.phrases else attr.labels[code][len(_display(attr.name)) + 1:],
                           "label": attr.labels[code], "kind": attr.kind, "share": _round(share[code]),
                           "base_share": _round(base_share[code]), "lift": _round(lift[code], 3)})
+            if attr.phrases:
+                found[-1]["phrase"] = attr.phrases[code]
     found.sort(key=lambda h: (-h["lift"], -h["share"], h["label"]))
     return found
 
@@ -625,42 +812,103 @@ def _behaviour(events: np.ndarray, recency: np.ndarray, base_events: float, base
             "base_median_recency_days": _round(base_recency, 1)}
 
 
+def _highlight_part(h: dict) -> str:
+    if h.get("phrase"):
+        return h["phrase"]
+    return ("mostly " if h["share"] > 0.5 else "often ") + h["label"]
+
+
+def _highlight_sentence(h: dict) -> str:
+    if h.get("phrase"):
+        return (f"{h['phrase']} ({h['label']}) are over-represented ({_pct(h['share'])} vs "
+                f"{_pct(h['base_share'])} overall, {h['lift']:.1f}×)")
+    return f"{h['label']} is over-represented ({_pct(h['share'])} vs {_pct(h['base_share'])} overall)"
+
+
 def _name_and_description(size: int, n_total: int, taste: list[dict], highlights: list[dict],
-                          behaviour: dict) -> tuple[str, str]:
-    # the first taste always; the second only when it is distinguishing too
-    tastes = [t["category"] for i, t in enumerate(taste[:2]) if i == 0 or (t["lift"] or 0) >= 1.1]
-    parts = [f"{' and '.join(tastes)} fans" if tastes else "Customers without category data"]
-    if highlights:
-        parts.append(("mostly " if highlights[0]["share"] > 0.5 else "often ") + highlights[0]["label"])
+                          behaviour: dict, has_categories: bool = True,
+                          rating: tuple[float, float] | None = None) -> tuple[str, str, list[str]]:
+    """(name, description, further name parts to tell it from a segment of the same name).
+
+    Only what sets the segment apart is named: categories and attribute or band values held at
+    MIN_LIFT x the base share or more, and non-typical activity. Without category data a segment
+    is named by its two strongest other traits."""
+    tastes = [t["category"] for t in taste[:2]]  # _taste keeps only lifts >= MIN_LIFT
+    parts = [f"{' and '.join(tastes)} fans"] if tastes else []
+    # one trait per attribute: "critical raters, lukewarm raters" would say the same thing twice
+    seen: set[str] = set()
+    traits = []
+    for h in highlights:
+        if h["attribute"] not in seen:
+            seen.add(h["attribute"])
+            traits.append(_highlight_part(h))
+    parts += traits[:1]
     if behaviour["label"] != "typical activity":
         parts.append(behaviour["label"])
+    used = 1
+    if not tastes and len(parts) < 2 and len(traits) > 1:
+        parts.append(traits[1])
+        used = 2
+    alternates = traits[used:]
+    if not parts:
+        parts = ["Typical customers"]
     name = ", ".join(parts)
     name = name[0].upper() + name[1:]
 
     sentences = []
+    head = f"{size} customers ({_pct(size / n_total)} of the base)"
     if taste:
         lifts = [f"{t['category']} ({t['lift']:.1f}× the base share)" for t in taste[:len(tastes)]]
-        lean = "lean towards" if taste[0]["lift"] > 1.0 else "follow the base's tastes, most of all"
-        sentences.append(f"{size} customers ({_pct(size / n_total)} of the base) who {lean} {_join(lifts)}.")
+        sentences.append(f"{head} who lean towards {_join(lifts)}.")
+    elif has_categories:
+        sentences.append(f"{head}; their categories follow the base's (none at {MIN_LIFT:g}× its base share or more).")
     else:
-        sentences.append(f"{size} customers ({_pct(size / n_total)} of the base); their items have no categories.")
+        sentences.append(f"{head}; the shop's items have no categories, so activity, ratings, reviews, prices "
+                         f"and attributes describe them.")
     rest = []
     b = behaviour
     if b["basis"] == "recency" and b["label"] != "typical activity":
         detail = (f"last active a median {b['median_recency_days']:g} days ago vs "
                   f"{b['base_median_recency_days']:g} overall")
     else:
-        detail = f"a median {b['median_events']:g} events vs {b['base_median_events']:g} overall"
+        detail = f"a median {_events(b['median_events'])} vs {b['base_median_events']:g} overall"
     rest.append(f"{'They show ' if b['label'] == 'typical activity' else 'They are '}{b['label']} ({detail})")
-    if highlights:
-        h = highlights[0]
-        rest.append(f"{h['label']} is over-represented ({_pct(h['share'])} vs {_pct(h['base_share'])} overall)")
+    rest += [_highlight_sentence(h) for h in highlights[:2]]
+    if rating is not None and all(math.isfinite(r) for r in rating):
+        rest.append(f"mean rating {rating[0]:.1f}★ vs {rating[1]:.1f}★ overall")
     sentences.append("; ".join(rest) + ".")
-    return name, " ".join(sentences)
+    return name, " ".join(sentences), alternates
+
+
+def _events(count: float) -> str:
+    return f"{count:g} event" + ("" if count == 1 else "s")
+
+
+def _make_distinct(segments: list[dict], facts: list[dict[str, str]]) -> None:
+    """Names shared by several segments get, on every one of them, the first fact (mean rating,
+    median events, recency, frequency) that tells them all apart; failing that, a group number."""
+    by_name: dict[str, list[int]] = {}
+    for i, segment in enumerate(segments):
+        by_name.setdefault(segment["name"], []).append(i)
+    taken = set(by_name)
+    for name, group in by_name.items():
+        if len(group) < 2:
+            continue
+        for kind in ("rating", "events", "recency", "frequency"):
+            texts = [facts[i].get(kind) for i in group]
+            if all(texts) and len(set(texts)) == len(texts) and not {f"{name}, {t}" for t in texts} & taken:
+                for i, text in zip(group, texts):
+                    segments[i]["name"] = f"{name}, {text}"
+                break
+        else:
+            for n, i in enumerate(group, 1):
+                segments[i]["name"] = f"{name} (group {n})"
+        taken.update(segments[i]["name"] for i in group)
 
 
 def _segments(universe: np.ndarray, segment_of: np.ndarray, act: _Activity, cats: _Categories,
-              attributes: list[_Attribute], vector_row: np.ndarray) -> tuple[list[dict], np.ndarray]:
+              attributes: list[_Attribute], vector_row: np.ndarray,
+              rating_mean: np.ndarray | None = None) -> tuple[list[dict], np.ndarray]:
     """Segment dicts (largest first, ids s1..sN) and each user's position in that list."""
     n = len(universe)
     groups = [np.flatnonzero(segment_of == s) for s in range(int(segment_of.max(initial=-1)) + 1)]
@@ -674,13 +922,15 @@ def _segments(universe: np.ndarray, segment_of: np.ndarray, act: _Activity, cats
     active = act.events > 0
     base_events = float(np.median(act.events[active])) if active.any() else 0.0
     base_recency = float(np.median(act.recency_days[active])) if active.any() else 0.0
-    base_counts = {a.name: (np.bincount(a.codes[a.codes >= 0], minlength=len(a.labels)), int((a.codes >= 0).sum()))
-                   for a in attributes}
+    base_counts = [(np.bincount(a.codes[a.codes >= 0], minlength=len(a.labels)), int((a.codes >= 0).sum()))
+                   for a in attributes]
     seg_cat = np.zeros((len(groups), len(cats.names)))
     if len(cats.user):
         np.add.at(seg_cat, (segment_index[cats.user], cats.category), cats.weight)
 
-    segments, names_used = [], set()
+    rated = np.isfinite(rating_mean) if rating_mean is not None else np.zeros(n, bool)
+    base_rating = float(rating_mean[rated].mean()) if rated.any() else math.nan
+    segments, facts = [], []
     for s, members in enumerate(groups):
         segment_id = f"s{s + 1}"
         highlights = _attribute_highlights(members, attributes, base_counts)
@@ -698,10 +948,17 @@ def _segments(universe: np.ndarray, segment_of: np.ndarray, act: _Activity, cats
         else:
             taste = _taste(seg_cat[s], cats.base_share, cats.names)
             behaviour = _behaviour(events, act.recency_days[members], base_events, base_recency)
-            name, description = _name_and_description(len(members), n, taste, highlights, behaviour)
-        if name in names_used:
-            name = f"{name} ({segment_id})"
-        names_used.add(name)
+            seg_rated = members[rated[members]]
+            rating = (float(rating_mean[seg_rated].mean()), base_rating) if len(seg_rated) else None
+            name, description, _ = _name_and_description(
+                len(members), n, taste, highlights, behaviour, bool(len(cats.names)), rating)
+        fact = {"events": f"median {_events(float(np.median(events)))}"}
+        if not is_inactive:
+            if rated[members].any():
+                fact["rating"] = f"mean rating {float(rating_mean[members[rated[members]]].mean()):.1f}★"
+            fact["recency"] = f"last active a median {float(np.median(act.recency_days[members])):.0f} days ago"
+            fact["frequency"] = f"{float(act.frequency[members].mean()):.1f} events a month"
+        facts.append(fact)
         total = seg_cat[s].sum()
         by_share = np.argsort(-seg_cat[s], kind="stable")[:5] if total > 0 else []
         statistics = {
@@ -727,6 +984,7 @@ def _segments(universe: np.ndarray, segment_of: np.ndarray, act: _Activity, cats
                          "size": int(len(members)), "kind": "no_activity" if is_inactive else "cluster",
                          "statistics": statistics,
                          "sample_members": [str(u) for u in universe[members[:SAMPLE_MEMBERS]]]})
+    _make_distinct(segments, facts)
     return segments, segment_index
 
 
@@ -775,11 +1033,12 @@ def _column(table, name: str):
 
 def build_profiles(interactions, items, users, user_ids: np.ndarray | None = None,
                    user_vectors: np.ndarray | None = None, *, now_ms: int, seed: int = 0,
-                   k_range=(3, 20)) -> ProfileBuild:
+                   k_range=(3, 20), reviews=None, sentiment=None) -> ProfileBuild:
     """Profiles for every user in interactions or users, and segments of them (see module doc).
 
     `user_ids`/`user_vectors`: the current recommender's user vectors, rows aligned (optional).
-    Deterministic for a given input and seed.
+    `reviews` (the reviews dataset) and `sentiment` (the sentiment results: user_id, label), both
+    optional, give the rating and review-sentiment bands. Deterministic for a given input and seed.
     """
     import time
 
@@ -832,6 +1091,8 @@ def build_profiles(interactions, items, users, user_ids: np.ndarray | None = Non
 
     attr_names, attr_values, _ = _attribute_table(users, universe)
     attributes = [a for a in (_describe_attribute(name, attr_values[name]) for name in attr_names) if a]
+    derived = _derived_attributes(universe, act, user, item_code, item_ids, items, reviews, sentiment)
+    attributes += derived.attributes
 
     vector_row = np.full(n, -1)
     if user_ids is not None and user_vectors is not None and len(user_ids):
@@ -839,7 +1100,7 @@ def build_profiles(interactions, items, users, user_ids: np.ndarray | None = Non
     active = np.flatnonzero(act.events > 0)
     segment_of = np.full(n, -1)
     if len(active):
-        x, feature_blocks = _features(active, act, cats.feature_shares, user_vectors, vector_row)
+        x, feature_blocks = _features(active, act, cats.feature_shares, user_vectors, vector_row, derived)
         labels, criterion = choose_k(x, k_range, rng)
         segment_of[active] = labels
         criterion["features"] = feature_blocks
@@ -848,7 +1109,8 @@ def build_profiles(interactions, items, users, user_ids: np.ndarray | None = Non
                      "note": "no user has any event"}
     t_cluster = time.perf_counter()
 
-    segments, segment_index = _segments(universe, segment_of, act, cats, attributes, vector_row)
+    segments, segment_index = _segments(universe, segment_of, act, cats, attributes, vector_row,
+                                        derived.rating_mean)
     profiles = _profiles(universe, act, cats, attr_names, attr_values, segments, segment_index)
     finished = time.perf_counter()
     stats = {"users": n, "active_users": int(len(active)), "interactions": int(len(user)),

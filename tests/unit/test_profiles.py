@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tailor.profiles import NO_ACTIVITY_NAME, SILHOUETTE_TOLERANCE, build_profiles
+from tailor.profiles import (MIN_LIFT, NO_ACTIVITY_NAME, SILHOUETTE_TOLERANCE, USERS_PER_SEGMENT,
+                             build_profiles, min_segment_size, parse_price)
 
 SHARED = str(Path(__file__).resolve().parents[2] / "shared")
 
@@ -187,11 +188,13 @@ def test_k_is_chosen_within_range_by_the_stated_criterion(planted_build):
     c = build.criterion
     assert c["name"] == "silhouette" and c["definition"]
     tried = sorted(int(k) for k in c["values"])
-    assert tried == list(range(3, 21))
-    assert 3 <= c["chosen_k"] <= 20
-    # the stated rule: the smallest k scoring within the tolerance of the best
-    best = max(c["values"].values())
-    assert c["chosen_k"] == min(int(k) for k, v in c["values"].items() if v >= best - SILHOUETTE_TOLERANCE)
+    # 240 active customers: at most one segment per USERS_PER_SEGMENT of them
+    assert tried == list(range(3, 240 // USERS_PER_SEGMENT + 1))
+    assert 3 <= c["chosen_k"] <= 240 // USERS_PER_SEGMENT and c["size_rule"]
+    # the stated rule: among large-enough k, the smallest scoring within the tolerance of the best
+    eligible = {k: v for k, v in c["values"].items() if int(k) not in c["too_small"]}
+    best = max(eligible.values())
+    assert c["chosen_k"] == min(int(k) for k, v in eligible.items() if v >= best - SILHOUETTE_TOLERANCE)
 
 
 def test_segments_are_ordered_by_size_and_sum_to_the_users(planted_build):
