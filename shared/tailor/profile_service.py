@@ -314,17 +314,40 @@ def _export_id() -> str:
     return now_iso().replace(":", "").replace("-", "") + "-" + secrets.token_hex(4)
 
 
+def _sentiment_results(store: ObjectStore):
+    """The sentiment job's per-review results (user_id, label), or None when there are none."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .privacy import SENTIMENT_RESULTS
+
+    keys = [k for k in store.keys(SENTIMENT_RESULTS) if k.endswith(".parquet")]
+    tables = []
+    for key in keys:
+        table = pq.read_table(io.BytesIO(store.get(key)))
+        if {"user_id", "label"} <= set(table.column_names):
+            tables.append(table.select(["user_id", "label"]))
+    return pa.concat_tables(tables, promote_options="default") if tables else None
+
+
 def build_and_save(store: ObjectStore, state: StateTable, recommender, model_version: str | None,
                    progress: Callable[[str], None] = print, now_ms: float | None = None) -> Any:
-    """Profiles and segments from every stored dataset and the given model (the training job)."""
+    """Profiles and segments from every stored dataset, the sentiment results and the given model
+    (the training job)."""
     from .datasets import read_dataset
     from .profiles import build_profiles
 
     interactions = read_dataset(store, "interactions")
+    try:
+        sentiment = _sentiment_results(store)
+    except Exception as exc:  # segments without the sentiment band rather than no segments
+        progress(f"profiles: sentiment results not read ({type(exc).__name__}: {exc})")
+        sentiment = None
     build = build_profiles(interactions, read_dataset(store, "items"), read_dataset(store, "users"),
                            None if recommender is None else recommender.user_ids,
                            None if recommender is None else recommender.user_matrix[:, :-1],
-                           now_ms=int(now_ms if now_ms is not None else datetime.now(timezone.utc).timestamp() * 1000))
+                           now_ms=int(now_ms if now_ms is not None else datetime.now(timezone.utc).timestamp() * 1000),
+                           reviews=read_dataset(store, "reviews"), sentiment=sentiment)
     ProfileStore(state).save_build(build, model_version)
     progress(f"profiles: {len(build.profiles):,} users; {len(build.segments)} segments "
              f"({build.criterion.get('name', 'criterion')} chose k = {build.criterion.get('chosen_k', len(build.segments))})")

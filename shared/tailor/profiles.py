@@ -24,17 +24,31 @@ Definitions (what the numbers in a profile mean):
   in the category, W_u the user's total weight, g_c the category's share of all events and
   A = 5 pseudo-events. Above 1 means the user favours the category more than the base does.
 
-Segments: features per active user are three blocks, each scaled to a total variance of 1 so no
-block dominates by its width: the L2-normalised model user vector (users the model does not know
-get the mean vector), standardised behaviour (log events, log recency, log frequency), and the
-category shares over the 30 most common categories. k-means (k-means++ init, restarts, seeded) runs
-for each k in ``k_range``; k is chosen by the mean silhouette on a fixed, seeded sample of users
-(ties and near-ties go to the smaller k); the Calinski–Harabasz index is reported beside it.
-A segment's distinguishing taste is its category with the highest lift over the base among those
-holding at least 3% of its weight; its distinguishing attribute is the attribute value (or
-quantile band of a numeric attribute such as age) with the highest lift among those held by at
-least 20% of its members; its behaviour is heavy/light (median events) or recent/lapsed (median
-recency) against the base medians, else typical.
+Segments: features per active user are up to four blocks, each scaled to a total variance of 1
+so no block dominates by its width: the L2-normalised model user vector (users the model does not
+know get the mean vector), standardised behaviour (log events, log recency, log frequency), the
+category shares over the 30 most common categories, and what else the shop has (mean rating, log
+mean item price, share of negative reviews; unknown values get the base's mean). k-means (k-means++
+init, restarts, seeded) runs for each k in ``k_range`` capped at one segment per
+``USERS_PER_SEGMENT`` (40) active customers; a k that leaves a segment smaller than
+max(``MIN_SEGMENT_USERS``, ``MIN_SEGMENT_SHARE``) = max(15, 4% of the customers) is not chosen
+(none left, or fewer than 80 active customers: one segment). Among the rest k is chosen by the mean
+silhouette on a fixed, seeded sample of users (ties and near-ties go to the smaller k); the
+Calinski–Harabasz index is reported beside it.
+
+What a segment is called: only what sets it apart. A category is named when the segment holds it
+at ``MIN_LIFT`` (1.2) times its base share or more (and it has at least 3% of the segment's
+weight); an attribute value or band when at least 20% of the members hold it, at 1.2x the base
+share or more. Besides declared attributes (a numeric one such as age is banded at quantiles),
+bands are derived from what the shop has: mean rating (critical <= 2.5 stars, lukewarm, happy >= 4),
+review sentiment (the sentiment results, else the reviews' labels: mostly negative, mixed, mostly
+positive) and the mean ``price`` (an items metadata column, "$1,299.00" and "12,50 €" read) of the
+customer's items at the catalog's price tertiles (budget, mid-range, premium). Behaviour is
+heavy/light (median events) or recent/lapsed (median recency) against the base medians, else
+typical. A shop without categories gets names from its two strongest other traits ("Critical
+raters, unhappy reviewers"); nothing distinguishing gives "Typical customers". Names are distinct:
+segments sharing a name get the first fact that tells them apart (mean rating, median events,
+recency, frequency), else a group number.
 
 Output is JSON as it is (floats rounded to 4 decimals, no NaN: missing numbers are None); DynamoDB
 needs floats as Decimal, which `storage._to_dynamo` does. Speed: ml-100k in about a second,

@@ -4,6 +4,8 @@ and segment behaviour on planted clusters."""
 from __future__ import annotations
 
 import json
+import math
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -12,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tailor.profiles import (MIN_LIFT, NO_ACTIVITY_NAME, SILHOUETTE_TOLERANCE, USERS_PER_SEGMENT,
                              build_profiles, min_segment_size, parse_price)
@@ -304,3 +308,103 @@ def test_numeric_attributes_are_banded_and_identifiers_ignored():
         assert 20 + 12 * group <= low <= high <= 23 + 12 * group  # the band is the group's ages
         assert age["kind"] == "numeric" and age["label"] in s["description"]
     assert build.profiles[ids[0]]["attributes"]["zip"] == zips[0]  # still kept on the profile
+
+
+# --------------------------------------------------------------------------- real-looking small shops
+
+LIFT_IN_TEXT = re.compile(r"(\d+(?:\.\d+)?)× the base share")
+
+
+def shop_tables(folder) -> dict:
+    """A generated shop's CSV files as stored datasets (through the upload parser)."""
+    from tailor.datasets import to_table
+    from tailor.files import read_file
+    from tailor.records import SCHEMAS
+
+    out = {}
+    for name in ("interactions", "items", "users", "reviews"):
+        _, validated = read_file((folder / f"{name}.csv").read_bytes(), f"{name}.csv", SCHEMAS[name], max_bytes=10**8)
+        out[name] = to_table(validated, 0)
+    return out
+
+
+def real_shop_build(tmp_path, **options):
+    from infra import realshop
+
+    realshop.generate(tmp_path, seed=0, **options)
+    t = shop_tables(tmp_path)
+    return build_profiles(t["interactions"], t["items"], t["users"], now_ms=ms("2025-01-01T00:00:00"),
+                          reviews=t["reviews"])
+
+
+def assert_segments_hold(build):
+    names = [s["name"] for s in build.segments]
+    assert len(set(names)) == len(names), names
+    clusters = [s for s in build.segments if s["kind"] == "cluster"]
+    active = sum(s["size"] for s in clusters)
+    assert len(clusters) <= max(1, active // USERS_PER_SEGMENT)
+    if len(clusters) > 1:
+        assert min(s["size"] for s in clusters) >= min_segment_size(active)
+    for s in build.segments:
+        assert "without category data" not in s["name"] and "(s" not in s["name"]
+        for lift in LIFT_IN_TEXT.findall(s["description"]):
+            assert float(lift) >= MIN_LIFT, s["description"]
+        stats = s["statistics"]
+        assert all(t["lift"] >= MIN_LIFT for t in stats["distinguishing_categories"])
+        assert all(h["lift"] >= MIN_LIFT for h in stats["attribute_highlights"])
+        for h in stats["attribute_highlights"]:
+            if h.get("phrase") and h["phrase"].capitalize() in s["name"].capitalize():
+                assert h["lift"] >= MIN_LIFT
+
+
+def test_a_shop_without_categories_gets_few_distinct_segments_described_by_what_it_has(tmp_path):
+    build = real_shop_build(tmp_path, domain="shoes", categories=False, labels=True)
+    assert_segments_hold(build)
+    assert 2 <= len(build.segments) <= 10
+    assert "ratings_prices_sentiment" in build.criterion["features"]
+    names = " | ".join(s["name"] for s in build.segments)
+    assert "Critical raters" in names or "Unhappy reviewers" in names  # the few unhappy customers stand out
+    kinds = {h["attribute"] for s in build.segments for h in s["statistics"]["attribute_highlights"]}
+    assert {"mean rating", "item price"} <= kinds
+    for s in build.segments:
+        assert "items have no categories" in s["description"] and "lean" not in s["description"]
+        assert not s["statistics"]["distinguishing_categories"]
+
+
+def test_a_category_held_by_everyone_is_never_named(tmp_path):
+    # every listing of the shoe shop is "Shoes|<sub>": Shoes leans nowhere
+    build = real_shop_build(tmp_path, domain="shoes")
+    assert_segments_hold(build)
+    for s in build.segments:
+        assert "Shoes" not in s["name"] and "Shoes (" not in s["description"]
+    # one category only: no segment claims any taste, each says so
+    interactions, _, users, _, now = planted(seed=3)
+    items = items_table({f"i{i}": "Shoes" for i in range(80)})
+    only = build_profiles(interactions, items, users, now_ms=now)
+    assert_segments_hold(only)
+    for s in only.segments:
+        assert "follow the base's" in s["description"] and "fans" not in s["name"]
+
+
+def test_a_small_shop_gets_few_segments(tmp_path):
+    build = real_shop_build(tmp_path, domain="kitchen", customers=300)
+    assert_segments_hold(build)
+    assert build.criterion["k_range"][1] <= 300 // USERS_PER_SEGMENT
+    assert len(build.segments) <= 300 // USERS_PER_SEGMENT
+
+
+def test_too_few_customers_make_one_segment():
+    interactions, items, users, _, now = planted(seed=5, per_group=15)  # 60 active customers
+    build = build_profiles(interactions, items, users, now_ms=now)
+    assert build.criterion["chosen_k"] == 1 and "too few" in build.criterion["note"]
+    assert [s["kind"] for s in build.segments] == ["cluster"]
+
+
+@given(st.decimals(min_value=0, max_value=10**6, places=2, allow_nan=False, allow_infinity=False))
+def test_prices_parse_in_common_spellings(value):
+    x = float(value)
+    english = f"{x:,.2f}"
+    german = english.replace(",", "_").replace(".", ",").replace("_", ".")
+    for text in (f"{x:.2f}", f"${english}", f"{german} €", f"EUR {x:.2f}"):
+        assert parse_price(text) == pytest.approx(x), text
+    assert math.isnan(parse_price("free")) and math.isnan(parse_price(None))
