@@ -2,6 +2,7 @@
 build time on a generated shop of 10,000 users and 1,000,000 interactions.
 
     python -m bench.segments [--data ../shared/data] [--no-model] [--model-dir DIR] [--skip-large]
+    python -m bench.segments --real-shops     # small real-looking shops only (infra.realshop), seconds
 
 - ml-100k goes through the project's importer (``infra/importers/movielens.py``) and then through
   the same validation and Arrow conversion as an upload (``tailor.files`` + ``tailor.datasets``),
@@ -15,6 +16,11 @@ build time on a generated shop of 10,000 users and 1,000,000 interactions.
 
 The data folder is ``--data``, else ``$TAILOR_SHARED_DATA``, else ``../shared/data`` beside the
 repository. Writes ``bench/results/segments.json`` and ``.md``.
+
+``--real-shops``: the segments of four generated small shops like those of issue #11
+(``infra.realshop``: shoes, where every listing is in category Shoes; shoes without categories;
+kitchen; kitchen without categories or prices, with review labels), built from their uploaded
+files with the reviews (no model vectors). Writes ``bench/results/segments_real_shops.json``/``.md``.
 """
 
 from __future__ import annotations
@@ -193,6 +199,50 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+REAL_SHOPS = (("shoes", {}), ("shoes", {"categories": False}), ("kitchen", {}),
+              ("kitchen", {"categories": False, "price": False, "labels": True}))
+
+
+def real_shops() -> dict:
+    from infra import realshop
+
+    runs = []
+    with tempfile.TemporaryDirectory() as work_name:
+        for n, (domain, options) in enumerate(REAL_SHOPS):
+            folder = Path(work_name) / f"{domain}-{n}"
+            paths = realshop.generate(folder, domain=domain, seed=0, **options)
+            tables = dataset_tables({name: str(path) for name, path in paths.items()})
+            reviews_path = paths["reviews"]
+            _, validated = files.read_file(reviews_path.read_bytes(), reviews_path.name, SCHEMAS["reviews"],
+                                           max_bytes=1 << 30)
+            reviews = datasets.to_table(validated, 0)
+            import pyarrow.compute as pc
+
+            now_ms = int(pc.max(pc.cast(tables["interactions"].column("timestamp"), "int64")).as_py()) + 86_400_000
+            started = time.perf_counter()
+            build = build_profiles(tables["interactions"], tables["items"], tables.get("users"), now_ms=now_ms,
+                                   reviews=reviews)
+            runs.append({"shop": f"realshop {domain} seed 0 {options or ''}".strip(),
+                         "facts": realshop.describe(folder), "build_seconds": round(time.perf_counter() - started, 3),
+                         "criterion": build.criterion,
+                         "segments": [{k: s[k] for k in ("segment_id", "name", "size", "description")}
+                                      for s in build.segments]})
+    lines = ["# Segments of small real-looking shops (`python -m bench.segments --real-shops`)", ""]
+    for run_ in runs:
+        c = run_["criterion"]
+        lines += [f"## {run_['shop']}", "",
+                  f"{run_['facts']['customers']} customers, {run_['facts']['listings']} listings; "
+                  f"k tried {c.get('k_range')}, too small {c.get('too_small', [])}, chosen k = **{c['chosen_k']}**; "
+                  f"features {c.get('features')}; build {run_['build_seconds']} s.", "",
+                  "| id | name | size | description |", "|---|---|---|---|"]
+        lines += [f"| {s['segment_id']} | {s['name']} | {s['size']} | {s['description']} |" for s in run_["segments"]]
+        lines.append("")
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+              "runs": runs}
+    save_results("segments_real_shops", result, "\n".join(lines))
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help="folder holding ml-100k/ (default: $TAILOR_SHARED_DATA or ../shared/data)")
@@ -201,7 +251,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--skip-large", action="store_true", help="skip the 1M-interaction timing")
     parser.add_argument("--large-users", type=int, default=10_000)
     parser.add_argument("--large-interactions", type=int, default=1_000_000)
+    parser.add_argument("--real-shops", action="store_true", help="only the small generated real-looking shops")
     args = parser.parse_args(argv)
+    if args.real_shops:
+        return real_shops()
     folder = data_folder(args.data) / "ml-100k"
     if not (folder / "u.data").exists():
         raise SystemExit(f"MovieLens 100K not found at {folder} (use --data or TAILOR_SHARED_DATA)")
