@@ -29,6 +29,22 @@ def say(text: str = "") -> None:
     print(f"   {text}", flush=True)
 
 
+def num(value, spec: str = ".3f") -> str:
+    """A metric as text, "n/a" when a training result does not carry it (fields evolve)."""
+    try:
+        return format(float(value), spec)
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def metric(metrics: dict, *names: str):
+    """The first of several spellings of a metric that is present (e.g. "ndcg@10" or "ndcg")."""
+    for name in names:
+        if isinstance(metrics, dict) and metrics.get(name) is not None:
+            return metrics[name]
+    return None
+
+
 def free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
@@ -78,20 +94,32 @@ def train_models(client: TailorClient) -> None:
     say(f"job {job['status']} in {time.perf_counter() - started:.0f} s")
     if job["status"] != "SUCCEEDED":
         raise SystemExit(f"training failed: {job.get('error')}")
-    rec = job["results"]["recommender"]
-    m = rec["metrics"]
-    step(f"Recommender {rec['version']}: {rec['decision']}")
-    say(f"{'validation (newest 20% per user)':<34} {'P@10':>6} {'R@10':>6} {'NDCG@10':>8}")
-    say(f"{'Tailor (two towers)':<34} {m['precision@10']:>6.3f} {m['recall@10']:>6.3f} {m['ndcg@10']:>8.3f}")
-    for name, b in m["baselines"].items():
-        say(f"{name:<34} {b['precision']:>6.3f} {b['recall']:>6.3f} {b['ndcg']:>8.3f}")
-    say(f"report: s3://<data bucket>/{rec['report']}report.md (+ metrics.png)")
-    sent = job["results"]["sentiment"]
-    m = sent["metrics"]
-    step(f"Sentiment {sent['version']}: {sent['decision']}")
-    say(f"validation accuracy {m['accuracy']:.3f} (majority class {m['majority_baseline_accuracy']:.3f}), "
-        f"macro-F1 {m['macro_f1']:.3f}, calibration error {m['calibration']['expected_calibration_error']:.3f}")
-    say(f"report: s3://<data bucket>/{sent['report']}report.md (+ calibration.png)")
+    results = job.get("results") or {}
+    rec = results.get("recommender")
+    if rec:
+        m = rec.get("metrics") or {}
+        step(f"Recommender {rec.get('version')}: {rec.get('decision')}")
+        if rec.get("served") or m.get("served"):
+            say(f"serving: {rec.get('served') or m.get('served')}")
+        say(f"{'validation (newest 20% per user)':<34} {'P@10':>6} {'R@10':>6} {'NDCG@10':>8}")
+        say(f"{'Tailor (two towers)':<34} {num(metric(m, 'precision@10', 'precision')):>6} "
+            f"{num(metric(m, 'recall@10', 'recall')):>6} {num(metric(m, 'ndcg@10', 'ndcg')):>8}")
+        for name, b in (m.get("baselines") or {}).items():
+            if isinstance(b, dict):
+                say(f"{name:<34} {num(metric(b, 'precision', 'precision@10')):>6} "
+                    f"{num(metric(b, 'recall', 'recall@10')):>6} {num(metric(b, 'ndcg', 'ndcg@10')):>8}")
+        if rec.get("report"):
+            say(f"report: s3://<data bucket>/{rec['report']}report.md (+ metrics.png)")
+    sent = results.get("sentiment")
+    if sent:
+        m = sent.get("metrics") or {}
+        step(f"Sentiment {sent.get('version')}: {sent.get('decision')}")
+        calibration = (m.get("calibration") or {}).get("expected_calibration_error")
+        say(f"validation accuracy {num(m.get('accuracy'))} (majority class {num(m.get('majority_baseline_accuracy'))}), "
+            f"balanced accuracy {num(m.get('balanced_accuracy'))}, macro-F1 {num(m.get('macro_f1'))}, "
+            f"calibration error {num(calibration)}")
+        if sent.get("report"):
+            say(f"report: s3://<data bucket>/{sent['report']}report.md (+ calibration.png)")
 
 
 def first_users(files: dict, count: int = 3) -> list[str]:
@@ -106,17 +134,20 @@ def recommendations(client: TailorClient, files: dict) -> None:
         step(f"GET /v1/users/{user}/recommendations?k=5")
         body = client.call("GET", f"/v1/users/{user}/recommendations?k=5")
         for item in body["items"]:
-            say(f"{item['title'][:38]:<38} {item['score']:7.2f}  {item['reason'][:60]}")
+            say(f"{str(item.get('title') or item['item_id'])[:38]:<38} {num(item.get('score'), '7.2f')}  "
+                f"{str(item.get('reason') or '')[:60]}")
+        if body.get("note"):
+            say(f"note: {body['note']}")
     step("GET /v1/users/a-new-visitor/recommendations?k=3 (unknown user)")
     body = client.call("GET", "/v1/users/a-new-visitor/recommendations?k=3")
-    say(f"strategy: {body['strategy']} ({body.get('note')})")
+    say(f"strategy: {body['strategy']}" + (f" ({body['note']})" if body.get("note") else ""))
     for item in body["items"]:
-        say(f"{item['title'][:38]:<38} {item['reason']}")
+        say(f"{str(item.get('title') or item['item_id'])[:38]:<38} {item.get('reason') or ''}")
     with open(files["items"], encoding="utf-8") as handle:
         item = next(csv.DictReader(handle))
     step(f"GET /v1/items/{item['item_id']}/similar?k=5  ({item['title']})")
     for similar in client.call("GET", f"/v1/items/{item['item_id']}/similar?k=5")["items"]:
-        say(f"{similar['title'][:50]:<50} {similar['score']:.2f}")
+        say(f"{str(similar.get('title') or similar['item_id'])[:50]:<50} {num(similar.get('score'), '.2f')}")
     status, body = client.request("GET", f"/v1/users/{users[0]}/recommendations?k=0")
     say(f"k=0 -> HTTP {status}: {body['error']['message'][:70]}")
 
@@ -132,7 +163,9 @@ def score_texts(client: TailorClient) -> None:
     body = client.call("POST", "/v1/sentiment", {"texts": texts})
     for text, r in zip(texts, body["results"]):
         note = f"  ({r['note']})" if r.get("note") else ""
-        say(f"{r['label']:<8} {r['score']:+.2f} [{r['language']}]  {text.strip()[:50]!r}{note}")
+        source = f" {r['source']}" if r.get("source") else ""
+        say(f"{r['label']:<8} {num(r.get('score'), '+.2f')} [{r.get('language')}{source}]  "
+            f"{text.strip()[:50]!r}{note}")
     status, error = client.request("POST", "/v1/sentiment", {"texts": ["x"] * 101})
     say(f"101 texts -> HTTP {status}: {error['error']['message']}")
 
@@ -144,10 +177,11 @@ def item_sentiment(client: TailorClient, files: dict) -> None:
         item_id = Counter(row["item_id"] for row in csv.DictReader(handle)).most_common(1)[0][0]
     step(f"What reviewers say about the most reviewed product: GET /v1/items/{item_id}/sentiment")
     s = client.call("GET", f"/v1/items/{item_id}/sentiment")
-    say(f"{s['reviews']} reviews, mean score {s['mean_score']:+.2f}, {s['share_positive']:.0%} positive, "
-        f"{s['share_negative']:.0%} negative, trend: {s.get('direction', 'n/a')}")
-    for month in s["trend"]:
-        say(f"  {month['month']}  {month['count']:>3} reviews  mean {month['mean_score']:+.2f}")
+    say(f"{s.get('reviews')} reviews, mean score {num(s.get('mean_score'), '+.2f')}, "
+        f"{num(s.get('share_positive'), '.0%')} positive, {num(s.get('share_negative'), '.0%')} negative, "
+        f"trend: {s.get('direction', 'n/a')}")
+    for month in s.get("trend") or []:
+        say(f"  {month['month']}  {month['count']:>3} reviews  mean {num(month.get('mean_score'), '+.2f')}")
 
 
 def customers(client: TailorClient, files: dict) -> None:
@@ -156,27 +190,30 @@ def customers(client: TailorClient, files: dict) -> None:
         step(f"GET /v1/users/{user}/profile")
         p = client.call("GET", f"/v1/users/{user}/profile")
         a = p["activity"]
-        tastes = ", ".join(f"{c['category']} ({c['affinity']:.1f}x)" for c in p["top_categories"][:3])
-        declared = ", ".join(f"{k} {v}" for k, v in p["attributes"].items())
-        say(f"{a['events']} events since {a['first_seen'][:10]}, last seen {a['recency_days']:.0f} days ago; "
-            f"{a['frequency_per_month']:.1f} per month")
-        say(f"tastes: {tastes}")
-        say(f"declared: {declared}")
+        tastes = ", ".join(f"{c['category']} ({num(c.get('affinity'), '.1f')}x)" for c in p.get("top_categories", [])[:3])
+        declared = ", ".join(f"{k} {v}" for k, v in (p.get("attributes") or {}).items())
+        say(f"{a.get('events')} events since {str(a.get('first_seen'))[:10]}, last seen "
+            f"{num(a.get('recency_days'), '.0f')} days ago; {num(a.get('frequency_per_month'), '.1f')} per month")
+        say(f"tastes: {tastes or 'none known'}")
+        say(f"declared: {declared or 'nothing'}")
         if p.get("sentiment"):
-            say(f"reviews: {p['sentiment']['reviews']}, mean score {p['sentiment']['mean_score']:+.2f}")
-        say(f"segment: {p['segment']['name']}")
+            say(f"reviews: {p['sentiment'].get('reviews')}, mean score {num(p['sentiment'].get('mean_score'), '+.2f')}")
+        say(f"segment: {(p.get('segment') or {}).get('name')}")
     step("GET /v1/segments")
     body = client.call("GET", "/v1/segments")
     criterion = body["criterion"]
-    say(f"{len(body['segments'])} segments of {body['users']:,} customers, chosen by {criterion['name']}")
+    say(f"{len(body['segments'])} segments of {body['users']:,} customers, chosen by {criterion.get('name')}"
+        + (f"; {criterion['size_rule']}" if criterion.get("size_rule") else ""))
     for s in body["segments"]:
-        say(f"{s['segment_id']:<4} {s['size']:>5}  {s['name'][:70]}")
+        say(f"{s['segment_id']:<4} {s['size']:>5}  {s['name'][:90]}")
+    if body["segments"]:
+        say(f"{body['segments'][0]['segment_id']}: {body['segments'][0]['description']}")
     with open(files["items"], encoding="utf-8") as handle:
         category = next(csv.DictReader(handle))["categories"].split("|")[0]
     step(f'POST /v1/audiences {{"category": "{category}", "size": 5, "export": true}}')
     body = client.call("POST", "/v1/audiences", {"category": category, "size": 5, "export": True})
     for u in body["users"]:
-        say(f"{u['user_id']:<10} {u['score']:.3f}")
+        say(f"{u['user_id']:<10} {num(u.get('score'))}")
     say(f"CSV export: {body['export_key']} (download URL valid {body['expires_in'] // 60} minutes)")
 
 
