@@ -124,11 +124,14 @@ class ModelCache(Generic[T]):
     """
 
     STAMP_SK = "STAMP"
+    STAMPED_MODELS = ("recommender",)  # models whose artifacts hold customers (an erase rewrites them)
 
     def __init__(self, registry: ModelRegistry, model: str, loader: Callable[[ModelRegistry, str], T],
-                 ttl: float = 60.0, clock: Callable[[], float] = time.monotonic, check_stamp: bool = True):
+                 ttl: float = 60.0, clock: Callable[[], float] = time.monotonic, check_stamp: bool | None = None):
         self.registry, self.model, self.loader, self.ttl, self.clock = registry, model, loader, ttl, clock
-        self.check_stamp = check_stamp
+        # By default only the recommender, whose artifacts hold customers (an erase rewrites them):
+        # the sentiment model holds no customer data, so its requests skip the read.
+        self.check_stamp = (model in self.STAMPED_MODELS) if check_stamp is None else check_stamp
         self._lock = threading.Lock()
         self._loaded: T | None = None
         self._version: str | None = None

@@ -177,6 +177,12 @@ def test_model_cache_reloads_on_the_next_request_after_a_serving_signal(store):
     state.fail, reads = False, state.reads
     without.get()
     assert state.reads == reads  # check_stamp=False: no read per request
+    store.put_json("models/sentiment/current.json", {"model": "sentiment", "version": "s1"})
+    sentiment = ModelCache(registry, "sentiment", lambda _r, v: v, ttl=3600, clock=lambda: 0.0)
+    sentiment.get()
+    reads = state.reads
+    sentiment.get()
+    assert state.reads == reads  # the sentiment model holds no customers: no stamp read by default
 
 
 def test_users_erased_while_a_job_trained_are_found_by_their_hash():
