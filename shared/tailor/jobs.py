@@ -4,6 +4,8 @@ function with InvocationType=Event; the job moves QUEUED → RUNNING → SUCCEED
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import secrets
 from datetime import datetime, timezone
@@ -31,6 +33,12 @@ class LambdaInvoker:
 # The training function's Timeout (template.yaml) plus a margin: a run still RUNNING after this
 # was killed (timeout, out of memory) before it could record its end.
 RUNNING_LIMIT_SECONDS = 900 + 300
+# Every job also has an entry in one partition sorted by creation time: `GET /v1/training-jobs`
+# pages through it newest first (no table scan). Jobs started before this index existed are
+# not listed (GET /v1/training-jobs/{job_id} still finds them).
+JOB_INDEX = "JOBS"
+MAX_LIST_LIMIT = 100
+DEFAULT_LIST_LIMIT = 20
 
 
 def _timed_out(job: dict) -> dict | None:
@@ -76,6 +84,7 @@ class TrainingJobs:
         job = {"pk": f"JOB#{job_id}", "sk": "JOB", "job_id": job_id, "status": "QUEUED",
                "models": models, "created_at": now_iso(), "progress": []}
         self.state.put(job, only_if_new=True)
+        self.state.put({"pk": JOB_INDEX, "sk": f"{job['created_at']}#{job_id}", "job_id": job_id})
         try:
             self.invoke({"job_id": job_id, "models": models})
         except Exception as exc:
@@ -88,6 +97,31 @@ class TrainingJobs:
         if not job:
             raise NotFound(f"no training job {job_id!r}")
         return self.public(_timed_out(job) or job)
+
+    def list(self, limit: int = DEFAULT_LIST_LIMIT, next_token: str | None = None) -> dict:
+        """Jobs newest first, `limit` (1-100) per page; `next_token` continues a listing."""
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise Invalid(f"limit must be between 1 and {MAX_LIST_LIMIT}")
+        after = None
+        if next_token:
+            try:
+                after = base64.urlsafe_b64decode(next_token.encode() + b"=" * (-len(next_token) % 4)).decode()
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                after = None
+            if not after or "#job-" not in after:
+                raise Invalid("next_token is not one this API returned: start again without it")
+        entries, last = self.state.query_page(JOB_INDEX, limit=limit, newest_first=True, after_sk=after)
+        jobs = []
+        for entry in entries:
+            job = self.state.get(f"JOB#{entry['job_id']}", "JOB")
+            if job:
+                job = self.public(_timed_out(job) or job)
+                job.pop("progress", None)  # GET /v1/training-jobs/{job_id} has the progress lines
+                jobs.append(job)
+        out: dict[str, Any] = {"jobs": jobs}
+        if last:
+            out["next_token"] = base64.urlsafe_b64encode(last.encode()).decode().rstrip("=")
+        return out
 
     def mark_running(self, job_id: str) -> None:
         self.state.update(f"JOB#{job_id}", "JOB", set={"status": "RUNNING", "started_at": now_iso()})

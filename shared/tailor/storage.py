@@ -227,6 +227,23 @@ class StateTable:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def query_page(self, pk: str, *, limit: int, newest_first: bool = False,
+                   after_sk: str | None = None) -> tuple[list[dict], str | None]:
+        """One page of a partition: up to `limit` items after sort key `after_sk`, and the sort
+        key to continue from (None when the partition has no more)."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": pk},
+            "ScanIndexForward": not newest_first,
+            "Limit": limit,
+        }
+        if after_sk is not None:
+            kwargs["ExclusiveStartKey"] = {"pk": pk, "sk": after_sk}
+        page = self.table.query(**kwargs)
+        items = [_from_dynamo(i) for i in page.get("Items", [])]
+        last = page.get("LastEvaluatedKey")
+        return items, (str(last["sk"]) if last and len(items) == limit else None)
+
     def delete(self, pk: str, sk: str) -> None:
         self.table.delete_item(Key={"pk": pk, "sk": sk})
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Any, Optional
 from urllib.parse import unquote
 
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, Field
 
 from ..errors import Invalid
 from ..http import json_body
-from ..services import ingest_service, model_registry, training_jobs
+from ..jobs import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
+from ..services import ingest_service, model_registry, object_store, training_jobs
 
 router = APIGatewayRouter()
 
@@ -19,15 +21,17 @@ BATCH_KEYS = {"events": "events", "items": "items", "users": "users", "reviews":
 
 def _batch(route: str) -> tuple[dict, int]:
     body = json_body(router)
+    columns = None
     if isinstance(body, dict):
         records = body.get(route, body.get("records"))
         if records is None:
             raise Invalid(f'expected {{"{route}": [...]}} (a list of up to 500 records)')
+        columns = body.get("columns")
     else:
         records = body
     if not isinstance(records, list):
         raise Invalid(f'"{route}" must be a list of records')
-    result = ingest_service().ingest_records(route, records).to_dict()
+    result = ingest_service().ingest_records(route, records, columns).to_dict()
     if result.get("status") == "stored" and result["rows_stored"] == 0:
         # Nothing usable at all: say so with the reasons rather than a cheerful 200.
         raise Invalid("no record in the batch is valid", details=result.get("reject_samples"))
@@ -58,11 +62,19 @@ class UploadRequest(BaseModel):
     dataset: str = Field(description="interactions (or events), items, users or reviews")
     filename: str = Field(min_length=1, max_length=200, description="e.g. ratings.csv, items.jsonl.gz")
     size_bytes: Optional[int] = Field(default=None, ge=0, description="lets the API refuse an oversized file early")
+    columns: Optional[Any] = Field(  # checked by records.check_columns (its messages are clearer)
+        default=None, description='map the file\'s columns to fields, e.g. {"customer_id": "user_id"}')
 
 
 @router.post("/v1/uploads")
 def post_uploads(request: UploadRequest):
-    return ingest_service().create_upload(request.dataset, request.filename, request.size_bytes), 201
+    return ingest_service().create_upload(request.dataset, request.filename, request.size_bytes,
+                                          request.columns), 201
+
+
+@router.get("/v1/uploads/<upload_id>")
+def get_upload(upload_id: str):
+    return ingest_service().upload_status(unquote(upload_id))
 
 
 @router.get("/v1/datasets")
@@ -80,6 +92,12 @@ def post_training_jobs(request: Optional[TrainingRequest] = None):
     return training_jobs().start(models), 202
 
 
+@router.get("/v1/training-jobs")
+def get_training_jobs(limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT, description="jobs per page, 1-100")]
+                      = DEFAULT_LIST_LIMIT, next_token: Optional[str] = None):
+    return training_jobs().list(limit, next_token)
+
+
 @router.get("/v1/training-jobs/<job_id>")
 def get_training_job(job_id: str):
     return training_jobs().get(unquote(job_id))  # API Gateway leaves path parameters encoded
@@ -94,3 +112,10 @@ def get_models():
 def post_promote(model: str, version: str):
     return model_registry().promote(unquote(model), unquote(version),
                                     reason="promoted by request (rollback or roll forward)")
+
+
+@router.get("/v1/models/<model>/versions/<version>/report")
+def get_version_report(model: str, version: str):
+    from ..reports import version_report
+
+    return version_report(object_store(), model_registry(), unquote(model), unquote(version))

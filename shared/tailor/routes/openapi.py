@@ -22,9 +22,12 @@ from .. import __version__
 router = APIGatewayRouter()
 
 REF = "#/components/schemas/"
+# No route answers 409 (there is no conflicting state a client could cause: duplicates are
+# answered 200 with status "duplicate"), so it is not listed.
 ERROR_STATUSES = {400: "Malformed request (e.g. the body is not JSON)", 404: "Unknown id, item, category or route",
-                  409: "Conflict with the current state", 413: "Request or file too large",
-                  422: "Invalid request: the message and `details` say which field and why"}
+                  413: "Request or file too large",
+                  422: "Invalid request: the message and `details` say which field and why",
+                  503: "Not ready yet (e.g. no model trained yet)"}
 # Routes that answer with another success status than 200.
 SUCCESS_STATUS = {("post", "/v1/uploads"): 201, ("post", "/v1/training-jobs"): 202}
 
@@ -38,9 +41,24 @@ SCHEMAS: dict[str, dict] = {
         "type": "object", "required": ["code", "message"],
         "properties": {"code": _STR, "message": _STR, "details": ANY}}}},
     "IngestResult": {"type": "object", "required": ["rows_stored", "rows_rejected"],
-                     "properties": {"rows_stored": _INT, "rows_rejected": _INT, "status": _STR}},
-    "Upload": {"type": "object", "required": ["upload_url", "key", "expires_in"],
-               "properties": {"upload_url": _STR, "key": _STR, "expires_in": _INT, "headers": _OBJ}},
+                     "properties": {"rows_stored": _INT, "rows_rejected": _INT, "status": _STR,
+                                    "warnings": {"type": "object", "additionalProperties": _INT}}},
+    "Upload": {"type": "object", "required": ["upload_id", "upload_url", "key", "expires_in"],
+               "properties": {"upload_id": _STR, "upload_url": _STR, "key": _STR, "expires_in": _INT,
+                              "headers": _OBJ, "status_url": _STR, "columns": _OBJ}},
+    "UploadStatus": {"type": "object", "required": ["upload_id", "status"], "properties": {
+        "upload_id": _STR, "dataset": _STR, "status": {"enum": ["waiting", "ingested", "duplicate", "refused"]},
+        "rows_stored": _INT, "rows_rejected": _INT, "message": _STR, "note": _STR,
+        "warnings": {"type": "object", "additionalProperties": _INT},
+        "reject_samples": {"type": "array", "items": _OBJ}}},
+    "TrainingJobs": {"type": "object", "required": ["jobs"], "properties": {
+        "jobs": {"type": "array", "items": {"type": "object", "required": ["job_id", "status"], "properties": {
+            "job_id": _STR, "status": {"enum": ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED"]}}}},
+        "next_token": _STR}},
+    "Report": {"type": "object", "required": ["model", "version", "plots"], "properties": {
+        "model": _STR, "version": _STR, "report": ANY, "markdown": _NULLABLE_STR,
+        "plots": {"type": "array", "items": {"type": "object", "required": ["name", "url"],
+                                             "properties": {"name": _STR, "url": _STR}}}}},
     "Datasets": {"type": "object", "required": ["datasets"], "properties": {"datasets": {
         "type": "array", "items": {"type": "object", "required": ["name", "rows_stored", "rows_rejected"],
                                    "properties": {"name": _STR, "rows_stored": _INT, "rows_rejected": _INT}}}}},
@@ -74,6 +92,8 @@ RESPONSES = {
     ("post", "/v1/events"): "IngestResult", ("post", "/v1/items"): "IngestResult",
     ("post", "/v1/users"): "IngestResult", ("post", "/v1/reviews"): "IngestResult",
     ("post", "/v1/uploads"): "Upload", ("get", "/v1/datasets"): "Datasets",
+    ("get", "/v1/uploads/{upload_id}"): "UploadStatus", ("get", "/v1/training-jobs"): "TrainingJobs",
+    ("get", "/v1/models/{model}/versions/{version}/report"): "Report",
     ("post", "/v1/training-jobs"): "TrainingJob", ("get", "/v1/training-jobs/{job_id}"): "TrainingJob",
     ("get", "/v1/models"): "Models", ("post", "/v1/models/{model}/versions/{version}/promote"): "Pointer",
     ("get", "/v1/users/{user_id}/recommendations"): "Recommendations",
@@ -87,13 +107,15 @@ RESPONSES = {
 def _batch_body(route: str, fields: tuple[str, ...]) -> dict:
     record = {"type": "object", "properties": {name: ANY for name in fields}}
     return {"type": "object", "required": [route],
-            "properties": {route: {"type": "array", "maxItems": 500, "items": record}}}
+            "properties": {route: {"type": "array", "maxItems": 500, "items": record},
+                           "columns": {"type": "object", "additionalProperties": _STR,
+                                       "description": "source column → field, e.g. {\"customer_id\": \"user_id\"}"}}}
 
 
 # Routes that read their JSON body themselves (batches of loosely typed rows, sentiment texts).
 REQUEST_BODIES = {
     ("post", "/v1/events"): _batch_body("events", ("user_id", "item_id", "timestamp", "event_type", "value")),
-    ("post", "/v1/items"): _batch_body("items", ("item_id", "title", "description", "categories")),
+    ("post", "/v1/items"): _batch_body("items", ("item_id", "title", "description", "categories", "group_id")),
     ("post", "/v1/users"): _batch_body("users", ("user_id", "country", "age")),
     ("post", "/v1/reviews"): _batch_body("reviews", ("review_id", "user_id", "item_id", "text", "rating", "label",
                                                      "timestamp", "language")),
