@@ -9,6 +9,7 @@ SAM := $(SAM_VENV)/bin/sam
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION ?= >=3.2,<4
 PORT ?= 3000
+MOTO_PORT ?= 4566
 SHARED_DATA ?= ../shared/data
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/shared:$(CURDIR)
@@ -40,8 +41,8 @@ $(CHECKOV_VENV)/.installed:
 demo: venv ## Run the whole job end to end on the local stack with generated data
 	$(PY) -m infra.demo
 
-local: venv ## Serve the API on http://127.0.0.1:3000 (PORT=..., AUTH=1 for SigV4 + API key as deployed; Ctrl-C stops)
-	$(PY) -m infra.local_stack --port $(PORT) $(if $(AUTH),--auth)
+local: venv ## Serve the API on http://127.0.0.1:3000 (PORT=..., MOTO_PORT=... (default 4566; 0 = any free), AUTH=1 for SigV4 + API key as deployed; Ctrl-C stops)
+	$(PY) -m infra.local_stack --port $(PORT) --moto-port $(MOTO_PORT) $(if $(AUTH),--auth)
 
 test: lint ## Lint the template and run every test (unit, integration, e2e)
 	$(PY) -m pytest tests

@@ -260,7 +260,9 @@ def _ensure_port_free(host: str, port: int, option: str) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise OSError(f"port {port} on {host} is in use ({exc.strerror}); choose another with {option}") from None
+            make = {"--moto-port": "MOTO_PORT", "--port": "PORT"}.get(option)
+            hint = f" (make local {make}=...; 0 picks a free port)" if make else ""
+            raise OSError(f"port {port} on {host} is in use ({exc.strerror}); choose another with {option}{hint}") from None
 
 
 def _run_in_thread(function: Callable, *args) -> Future:
@@ -289,7 +291,7 @@ class _HttpServer(ThreadingHTTPServer):
         except OSError as exc:
             port = self.server_address[1]
             raise OSError(f"port {port} on {self.server_address[0]} is in use ({exc.strerror}); "
-                          "choose another with --port") from None
+                          "choose another with --port (make local PORT=...; 0 picks a free port)") from None
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
