@@ -24,6 +24,7 @@ CATALOG_FILE = "catalog.json"
 MAX_K = 100
 MAX_CANDIDATES = 500
 REASON_HISTORY = 20  # the reason names the most similar of the user's latest items
+FILLER_REASON = "recommended for you"  # no history item to cite, or a score below the floor
 
 
 @dataclass
@@ -67,8 +68,10 @@ class RecommendService:
             return self._popular(model, version, k, exclude, categories, category,
                                  note=f"user {user_id!r} has no history in the current model")
         scored = rec.recommend(user_id, k, exclude_seen=not include_seen, exclude=exclude, categories=categories)
-        latest = rec.recent_item_rows(user_id)[:REASON_HISTORY]
-        return self._answer("personalized", version, model, scored, self._because(model, latest, scored))
+        latest = rec.reason_item_rows(user_id)[:REASON_HISTORY]
+        reasons = self._because(model, latest, scored, rec.score_floor(user_id))
+        return self._answer("personalized", version, model, scored, reasons,
+                            note=self._short(scored, k, category, "not already seen"))
 
     def for_session(self, recent_items: list[str], k: int = 10, category: str | None = None,
                     exclude: list[str] = ()) -> dict:
@@ -83,7 +86,8 @@ class RecommendService:
                                  note="none of the recent items is known to the current model")
         scored = rec.from_recent_items(known, k, exclude=exclude, categories=categories)
         rows = np.array([rec.item_row(i) for i in reversed(known)][:REASON_HISTORY])
-        return self._answer("session", version, model, scored, self._because(model, rows, scored))
+        return self._answer("session", version, model, scored, self._because(model, rows, scored),
+                            note=self._short(scored, k, category, "not in the session"))
 
     def similar(self, item_id: str, k: int = 10, category: str | None = None) -> dict:
         check_k(k)
@@ -95,8 +99,10 @@ class RecommendService:
             raise NotFound(f"unknown item {item_id!r}: it is neither in the model nor in the catalog")
         scored = rec.similar_items(item_id, k, categories=[category] if category else None)
         reasons = [f"similar to {model.title(item_id)}"] * len(scored)
+        notes = ["item is newer than the model: its vector comes from its content" if new else None,
+                 self._short(scored, k, category, "other than this one")]
         return self._answer("content" if new else "similar", version, model, scored, reasons,
-                            note="item is newer than the model: its vector comes from its content" if new else None)
+                            note="; ".join(n for n in notes if n) or None)
 
     def rank(self, user_id: str, item_ids: list[str]) -> dict:
         if not item_ids:
@@ -110,8 +116,9 @@ class RecommendService:
             raise NotFound(f"unknown item(s): {', '.join(unknown[:10])}", details={"unknown_items": unknown})
         if rec.has_user(user_id):
             scored = sorted(rec.score_items(user_id, item_ids), key=lambda pair: -pair[1])
-            latest = rec.recent_item_rows(user_id)[:REASON_HISTORY]
-            return self._answer("personalized", version, model, scored, self._because(model, latest, scored))
+            latest = rec.reason_item_rows(user_id)[:REASON_HISTORY]
+            reasons = self._because(model, latest, scored, rec.score_floor(user_id))
+            return self._answer("personalized", version, model, scored, reasons)
         popularity = {item: score for item, score in rec.popular(rec.n_items)}
         scored = sorted(((i, popularity.get(i, 0.0)) for i in item_ids), key=lambda pair: -pair[1])
         return self._answer("popular", version, model, scored, ["popular right now"] * len(scored),
@@ -121,17 +128,32 @@ class RecommendService:
     def _popular(self, model, version, k, exclude, categories, category, note) -> dict:
         scored = model.recommender.popular(k, exclude=exclude, categories=categories)
         reason = f"popular in {category}" if category else "popular right now"
-        return self._answer("popular", version, model, scored, [reason] * len(scored), note=note)
+        short = self._short(scored, k, category, "left after the exclusions")
+        return self._answer("popular", version, model, scored, [reason] * len(scored),
+                            note="; ".join(n for n in (note, short) if n))
 
-    def _because(self, model: ServedModel, history_rows: np.ndarray, scored) -> list[str]:
-        """For each recommended item, the history item whose vector is closest to it."""
+    @staticmethod
+    def _short(scored, k: int, category: str | None, which: str) -> str | None:
+        """A note when fewer than k items come back, saying why."""
+        if len(scored) >= k:
+            return None
+        where = f" in category {category!r}" if category else " in the catalog"
+        return f"only {len(scored)} of the {k} requested: that is every item{where} {which}"
+
+    def _because(self, model: ServedModel, history_rows: np.ndarray, scored, floor: float = -np.inf) -> list[str]:
+        """For each recommended item, the history item whose vector is closest to it.
+
+        ``history_rows`` are the items a reason may cite (never one the customer rated low or
+        reviewed negatively); an item scored at or below ``floor`` (the customer's median score,
+        see ``Recommender.score_floor``) is filler, not a match, and cites nothing."""
         rec = model.recommender
         if not len(history_rows) or not scored:
-            return ["recommended for you"] * len(scored)
+            return [FILLER_REASON] * len(scored)
         unit = rec.unit_item_matrix
         rows = np.array([rec.item_row(item) for item, _ in scored])
         closest = np.asarray(history_rows)[np.argmax(unit[rows] @ unit[np.asarray(history_rows)].T, axis=1)]
-        return [f"because you chose {model.title(rec.item_id(h))}" for h in closest]
+        return [f"because you chose {model.title(rec.item_id(h))}" if score > floor else FILLER_REASON
+                for h, (_, score) in zip(closest, scored)]
 
     @staticmethod
     def _answer(strategy, version, model, scored, reasons, note=None) -> dict:

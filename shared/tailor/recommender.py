@@ -178,7 +178,7 @@ class RecommenderArtifact:
 
     # Arrays with one row per user (``user_ids`` order); seen_indptr/seen_indices are per-user CSR.
     USER_ROW_ARRAYS = ("user_ids", "user_embeddings", "user_history", "user_activity", "user_log_normalizer",
-                       "rating_user_factors", "rating_user_bias")
+                       "rating_user_factors", "rating_user_bias", "reason_history")
 
     def without_users(self, user_ids: Iterable) -> "RecommenderArtifact":
         """The same model with every row of the given users removed (privacy erase).
@@ -235,6 +235,7 @@ class RecommenderArtifact:
 
 
 Scored = list[tuple[str, float]]
+SCORERS = ("two_tower", "ease", "popularity")
 
 
 class Recommender:
@@ -282,6 +283,17 @@ class Recommender:
         self._rating = None if rating is None else RatingPredictor(a, rating, self._user_index, self._item_index)
         self._n_trained_items = len(self._item_ids)
         self._item_ids_view: tuple[str, ...] | None = None
+        # Which candidate the training job chose to serve (SCORERS): the two towers, EASE's
+        # item-item weights (small catalogs), or popularity, whichever won on validation.
+        self.scorer = config.get("scorer", "two_tower")
+        if self.scorer not in SCORERS:
+            raise ValueError(f"unknown scorer {self.scorer!r}")
+        self._ease = a.get("ease_weights")
+        if self.scorer == "ease" and (self._ease is None or self._ease.shape != (self._n_trained_items,) * 2):
+            raise ValueError("an EASE-served artifact needs ease_weights of shape (n_items, n_items)")
+        # Items the user may be reminded of ("because you chose ..."): recent items minus the ones
+        # they rated low or reviewed negatively (training decides; older artifacts: the history).
+        self._reason_history = a["reason_history"].astype(np.int64) if "reason_history" in a else self._user_history
 
     @classmethod
     def from_files(cls, files: Mapping[str, bytes]) -> "Recommender":
@@ -361,6 +373,40 @@ class Recommender:
 
     # ----------------------------------------------------------------- ranking
 
+    def _scores_of_history(self, rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """Scores of every item (fresh array, ``n_items`` long) under the served scorer, for a
+        user or session with item ``rows`` in its history and two-tower ``vector``."""
+        if self.scorer == "two_tower":
+            return self._items @ vector
+        scores = np.full(self.n_items, -np.inf, dtype=np.float32)  # items added after training: unscored
+        if self.scorer == "ease":
+            rows = np.unique(np.asarray(rows, dtype=np.int64))
+            rows = rows[rows < self._n_trained_items]
+            scores[: self._n_trained_items] = self._ease[rows].sum(axis=0) if len(rows) else 0.0
+        else:
+            scores[: self._n_trained_items] = self._item_popularity
+        return scores
+
+    def user_scores(self, user_id) -> np.ndarray:
+        """The served scorer's score of every item for a known user."""
+        user = self.user_row(user_id)
+        return self._scores_of_history(self.seen_rows(user), self._users[user])
+
+    def score_floor(self, user_id) -> float:
+        """Below this score an item is filler, not a match: the median score of a fixed spread of
+        up to 256 catalog items for this user (EASE: 0, no evidence either way)."""
+        if self.scorer == "ease":
+            return 0.0
+        scores = self.user_scores(user_id)
+        sample = scores[:: max(1, len(scores) // 256)]
+        sample = sample[np.isfinite(sample)]
+        return float(np.median(sample)) if len(sample) else -np.inf
+
+    def reason_item_rows(self, user_id) -> np.ndarray:
+        """Rows of the user's recent items that a reason may cite, newest first."""
+        history = self._reason_history[self.user_row(user_id)]
+        return history[history >= 0]
+
     def _top(self, scores: np.ndarray, k: int, excluded: np.ndarray, allowed: np.ndarray | None) -> Scored:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
@@ -402,7 +448,7 @@ class Recommender:
         excluded, allowed = self._filters(exclude, allowed_items, categories)
         if exclude_seen:
             excluded = np.concatenate([excluded, self.seen_rows(user)])
-        return self._top(self._items @ self._users[user], k, excluded, allowed)
+        return self._top(self._scores_of_history(self.seen_rows(user), self._users[user]), k, excluded, allowed)
 
     def score_items(self, user_id, item_ids: Sequence) -> Scored:
         """``(item_id, score)`` for each given item, in input order (re-ranking a candidate list)."""
@@ -413,7 +459,10 @@ class Recommender:
             raise NotFound(f"unknown items: {', '.join(unknown[:10])}" + (" …" if len(unknown) > 10 else ""),
                            details={"unknown_items": unknown})
         rows = np.array([self._item_index[item] for item in ids], dtype=np.int64)
-        scores = self._items[rows] @ self._users[user] if len(rows) else np.zeros(0)
+        scores = self._scores_of_history(self.seen_rows(user), self._users[user])[rows] if len(rows) else np.zeros(0)
+        finite = np.isfinite(scores)
+        if not finite.all():  # items newer than an EASE/popularity model rank last, still as numbers
+            scores = np.where(finite, scores, (scores[finite].min() if finite.any() else 0.0) - 1.0)
         return [(item, float(score)) for item, score in zip(ids, scores)]
 
     def session_vector(self, recent_items: Sequence) -> np.ndarray:
@@ -438,7 +487,8 @@ class Recommender:
         """
         vector = self.session_vector(item_ids)
         excluded, allowed = self._filters(list(exclude) + list(item_ids), allowed_items, categories)
-        return self._top(self._items @ vector, k, excluded, allowed)
+        rows = [self._item_index[item] for item in map(str, item_ids) if item in self._item_index]
+        return self._top(self._scores_of_history(np.array(rows, dtype=np.int64), vector), k, excluded, allowed)
 
     def popular(self, k: int = 10, exclude: Iterable = (), allowed_items: Iterable | None = None,
                 categories: Iterable[str] | None = None) -> Scored:

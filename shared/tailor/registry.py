@@ -99,10 +99,14 @@ class ModelRegistry:
         for model, info in MODELS.items():
             current = self.current(model)
             versions = self.state.query(f"MODEL#{model}", newest_first=True, limit=20)
+            serving = next((v for v in versions if current and v.get("version") == current["version"]), None) or {}
             out.append({
                 "model": model,
                 "available": info["available"],
                 "current_version": current["version"] if current else None,
+                # Which candidate the current version serves (e.g. EASE on a small catalog) and why.
+                "served": ((serving.get("metrics") or {}).get("served") or {}).get("name"),
+                "decision": serving.get("decision"),
                 "versions": [{k: v for k, v in item.items() if k not in ("pk", "sk", "model")}
                              | {"current": bool(current and item["version"] == current["version"])}
                              for item in versions],

@@ -44,6 +44,7 @@ class Candidate:
     baseline: float | None = None
     on_promoted: Callable[[], None] | None = None  # e.g. re-score stored data with the new model
     on_decided: Callable[[bool], None] | None = None  # after the gate either way (argument: promoted?)
+    selection: str | None = None  # which of the trainer's candidates this version serves, and why
 
 
 def promotion_margin() -> float:
@@ -76,6 +77,8 @@ def run_job(event: dict, *, jobs: TrainingJobs, registry: ModelRegistry, store: 
             current_item = registry.version(model, current["version"]) if current else None
             promote, reason = promotion_decision(candidate.gate_metric, candidate.score, candidate.baseline_name,
                                                  candidate.baseline, current_item, promotion_margin())
+            if candidate.selection:
+                reason = f"{candidate.selection}; {reason}"
             registry.record_decision(model, version, promote, reason)
             if promote:
                 registry.promote(model, version, reason)  # the pointer is written last

@@ -24,8 +24,12 @@ from .job import Candidate, TrainingContext
 from .recommender import Interactions, ItemCatalog, _encode, train_recommender
 from .report import json_bytes, markdown_table, png
 
-EASE_MAX_ITEMS = 8_000  # the Gram matrix inverse is n_items² floats
-EASE_LAMBDA = 300.0
+EASE_MAX_ITEMS = 8_000  # evaluated up to here: the Gram matrix inverse is n_items² floats
+# Served up to here: its n_items² float32 weights (3,000 items: 36 MB) are loaded by every
+# RecommendFunction container; above it the two towers (n_items × 65 floats) are what scales.
+EASE_SERVE_MAX_ITEMS = 3_000
+EASE_LAMBDAS = (30.0, 100.0, 300.0, 1000.0)  # chosen on validation: small shops want less shrinkage
+CANDIDATE_NAMES = {"two_tower": "the two-tower model", "ease": "EASE", "popularity": "popularity"}
 CATALOG_FILE = "catalog.json"
 
 
@@ -50,8 +54,19 @@ def load_training_data(store) -> tuple[Interactions, ItemCatalog | None]:
     return interactions, catalog
 
 
+def ease_weights(train: np.ndarray, lam: float) -> np.ndarray:
+    """EASE (Steck, WWW 2019): closed-form item-item weights with a zero diagonal; scores = X B."""
+    gram = train.T @ train
+    gram[np.diag_indices_from(gram)] += lam
+    inverse = np.linalg.inv(gram)
+    weights = -inverse / np.diag(inverse)
+    np.fill_diagonal(weights, 0.0)
+    return weights
+
+
 def ease_on_validation(interactions: Interactions, fraction: float = 0.2) -> dict | None:
-    """EASE on the same temporal split the trainer validates on, for the report and the README."""
+    """EASE on the same temporal split the trainer validates on, its λ the best of EASE_LAMBDAS:
+    a candidate to serve, and the baseline the learned model must beat."""
     # The trainer's own encoding: one row per (user, item), the latest, so the split is the same.
     data = _encode(interactions, None)
     user_ids, item_ids, users, items = data.user_ids, data.item_ids, data.users, data.items
@@ -60,19 +75,54 @@ def ease_on_validation(interactions: Interactions, fraction: float = 0.2) -> dic
     held = evaluation.temporal_holdout(users, items, data.timestamps, fraction)
     train = np.zeros((len(user_ids), len(item_ids)), dtype=np.float64)
     train[users[~held], items[~held]] = 1.0
-    gram = train.T @ train
-    gram[np.diag_indices_from(gram)] += EASE_LAMBDA
-    inverse = np.linalg.inv(gram)
-    weights = -inverse / np.diag(inverse)
-    np.fill_diagonal(weights, 0.0)
-    scores = train @ weights
     order = np.argsort(users[~held], kind="stable")
     seen_indices = items[~held][order]
     seen_indptr = np.zeros(len(user_ids) + 1, dtype=np.int64)
     np.cumsum(np.bincount(users[~held], minlength=len(user_ids)), out=seen_indptr[1:])
-    top = evaluation.top_k_unseen(scores, seen_indptr, seen_indices, 10)
     relevant = [items[held & (users == u)] for u in range(len(user_ids))]
-    return evaluation.ranking_metrics(top, relevant, len(item_ids), 10)
+    best = None
+    for lam in EASE_LAMBDAS:
+        top = evaluation.top_k_unseen(train @ ease_weights(train, lam), seen_indptr, seen_indices, 10)
+        metrics = {**evaluation.ranking_metrics(top, relevant, len(item_ids), 10), "lambda": lam}
+        if best is None or metrics["ndcg"] > best["ndcg"]:
+            best = metrics
+    return best
+
+
+def choose_served(validation: dict, n_items: int) -> tuple[str, dict[str, float], str]:
+    """The candidate to serve: the best validation NDCG@10 of those computed (ties keep the
+    learned model, then EASE). Returns its name, every candidate's score, and the sentence that
+    names the comparison."""
+    scores = {"two_tower": validation["model"]["ndcg"]}
+    if validation.get("ease") is not None and n_items <= EASE_SERVE_MAX_ITEMS:
+        scores["ease"] = validation["ease"]["ndcg"]
+    scores["popularity"] = validation["popularity"]["ndcg"]
+    served = max(scores, key=lambda name: (scores[name], -list(scores).index(name)))
+    others = sorted((n for n in scores if n != served), key=lambda n: -scores[n])
+    name = CANDIDATE_NAMES[served]
+    sentence = (f"{name[0].upper()}{name[1:]} {scores[served]:.3f} beats "
+                + " and ".join(f"{CANDIDATE_NAMES[n]} {scores[n]:.3f}" for n in others)
+                + f" (validation NDCG@10): serving {name}")
+    if validation.get("ease") is not None and "ease" not in scores:
+        sentence += (f"; EASE {validation['ease']['ndcg']:.3f} is a baseline only above "
+                     f"{EASE_SERVE_MAX_ITEMS:,} items")
+    return served, scores, sentence
+
+
+def serve_with(artifact, served: str, lam: float | None):
+    """The artifact scored by the chosen candidate: EASE refit on every stored interaction."""
+    from ..recommender import RecommenderArtifact
+
+    config = {**artifact.config, "scorer": served}
+    arrays = dict(artifact.arrays)
+    if served == "ease":
+        indptr, indices = arrays["seen_indptr"], arrays["seen_indices"]
+        n_users, n_items = len(indptr) - 1, len(arrays["item_ids"])
+        matrix = np.zeros((n_users, n_items), dtype=np.float64)
+        matrix[np.repeat(np.arange(n_users), np.diff(indptr)), indices] = 1.0
+        arrays["ease_weights"] = ease_weights(matrix, lam).astype(np.float32)
+        config["ease_lambda"] = lam
+    return RecommenderArtifact(arrays, config)
 
 
 def train(ctx: TrainingContext) -> Candidate:
@@ -96,11 +146,20 @@ def train(ctx: TrainingContext) -> Candidate:
     ease = ease_on_validation(interactions)
     if ease is not None:
         validation["ease"] = ease
-        ctx.progress(f"EASE baseline on the same split: NDCG@10 {ease['ndcg']:.4f}")
+        ctx.progress(f"EASE (λ={ease['lambda']:g}) on the same split: NDCG@10 {ease['ndcg']:.4f}")
+    n_items = len(trained.artifact.arrays["item_ids"])
+    served, candidates, selection = choose_served(validation, n_items)
+    ctx.progress(selection)
+    trained.artifact = with_reason_history(serve_with(trained.artifact, served, (ease or {}).get("lambda")),
+                                           disliked_pairs(interactions, read_dataset(ctx.store, "reviews")))
     artifacts = trained.artifact.to_files()
     artifacts[CATALOG_FILE] = _catalog_json(trained.artifact.arrays["item_ids"], catalog)
-    metrics = {"ndcg@10": validation["model"]["ndcg"], "precision@10": validation["model"]["precision"],
-               "recall@10": validation["model"]["recall"], "coverage": validation["model"]["coverage"],
+    served_metrics = {"two_tower": validation["model"], "ease": ease, "popularity": validation["popularity"]}[served]
+    metrics = {"ndcg@10": served_metrics["ndcg"], "precision@10": served_metrics["precision"],
+               "recall@10": served_metrics["recall"], "coverage": served_metrics["coverage"],
+               "served": {"candidate": served, "name": CANDIDATE_NAMES[served], "why": selection,
+                          "candidates": candidates},
+               "two_tower": validation["model"],
                "baselines": {"popularity": validation["popularity"], **({"ease": ease} if ease else {})},
                "rating_rmse": (report.get("rating") or {}).get("validation", {}).get("rmse"),
                "report": report}
@@ -125,9 +184,50 @@ def train(ctx: TrainingContext) -> Candidate:
             recommender, version = None, None
         build_and_save(ctx.store, ctx.state, recommender, version, ctx.progress)
 
+    # The gate then holds the served candidate against the best of the others (it beats them by
+    # construction; equal scores keep the current model) and against the current version.
+    others = {CANDIDATE_NAMES[n]: v for n, v in candidates.items() if n != served}
+    best_other = max(others, key=others.get) if others else None
     return Candidate(artifacts=artifacts, metrics=metrics, report=files, gate_metric="ndcg@10",
-                     score=metrics["ndcg@10"], baseline_name="popularity",
-                     baseline=validation["popularity"]["ndcg"], on_decided=refresh_profiles)
+                     score=metrics["ndcg@10"], baseline_name=best_other,
+                     baseline=others.get(best_other), on_decided=refresh_profiles, selection=selection)
+
+
+LOW_RATING = 2.0  # on the 1-5 scale: a 1- or 2-star item is never cited as a reason
+
+
+def disliked_pairs(interactions: Interactions, reviews) -> set[tuple[str, str]]:
+    """(user, item) pairs the customer rated low (a rating event or a review's stars at most
+    LOW_RATING) or reviewed negatively (label `negative`)."""
+    pairs: set[tuple[str, str]] = set()
+    if interactions.ratings is not None:
+        low = interactions.ratings <= LOW_RATING  # NaN (no rating) compares False
+        pairs.update(zip(interactions.user_ids[low].tolist(), interactions.item_ids[low].tolist()))
+    if reviews is not None and reviews.num_rows and {"user_id", "item_id"} <= set(reviews.column_names):
+        get = lambda name: reviews.column(name).to_pylist() if name in reviews.column_names else [None] * reviews.num_rows
+        for user, item, rating, label in zip(get("user_id"), get("item_id"), get("rating"), get("label")):
+            try:
+                rated_low = rating is not None and float(rating) <= LOW_RATING
+            except (TypeError, ValueError):
+                rated_low = False
+            if user and item and (rated_low or str(label or "").lower() == "negative"):
+                pairs.add((str(user), str(item)))
+    return pairs
+
+
+def with_reason_history(artifact, disliked: set[tuple[str, str]]):
+    """Adds ``reason_history``: each user's recent items (``user_history``) without the disliked ones."""
+    from ..recommender import RecommenderArtifact
+
+    arrays = dict(artifact.arrays)
+    history = arrays["user_history"]
+    reasons = np.full_like(history, -1)
+    item_ids = arrays["item_ids"].astype(str)
+    for row, user in enumerate(arrays["user_ids"].astype(str).tolist()):
+        kept = [i for i in history[row] if i >= 0 and (user, item_ids[i]) not in disliked]
+        reasons[row, :len(kept)] = kept
+    arrays["reason_history"] = reasons
+    return RecommenderArtifact(arrays, dict(artifact.config))
 
 
 def _catalog_json(item_ids, catalog: ItemCatalog | None) -> bytes:
@@ -140,12 +240,16 @@ def _catalog_json(item_ids, catalog: ItemCatalog | None) -> bytes:
 
 
 def _markdown(version: str, m: dict) -> str:
-    rows = [["Tailor (two towers)", m["precision@10"], m["recall@10"], m["ndcg@10"], m["coverage"]]]
+    tower = m.get("two_tower") or {"precision": m["precision@10"], "recall": m["recall@10"], "ndcg": m["ndcg@10"],
+                                   "coverage": m["coverage"]}
+    rows = [["Tailor (two towers)", tower["precision"], tower["recall"], tower["ndcg"], tower["coverage"]]]
     for name, b in m["baselines"].items():
         rows.append([name, b["precision"], b["recall"], b["ndcg"], b["coverage"]])
     parts = [f"# Recommender {version}",
              "Validation: per user the newest 20% of interactions held out (protocol T1), full ranking, k = 10.",
              markdown_table(["model", "P@10", "R@10", "NDCG@10", "coverage"], rows)]
+    if m.get("served"):
+        parts.append(f"Served: **{m['served']['name']}**. {m['served']['why']}.")
     if m.get("rating_rmse") is not None:
         parts.append(f"Rating model validation RMSE: {m['rating_rmse']:.4f}")
     parts += ["![metrics](metrics.png)", ""]
@@ -155,7 +259,7 @@ def _markdown(version: str, m: dict) -> str:
 def _chart(figure, m: dict) -> None:
     left, right = figure.subplots(1, 2)
     names = ["Tailor"] + list(m["baselines"])
-    values = [m["ndcg@10"]] + [b["ndcg"] for b in m["baselines"].values()]
+    values = [(m.get("two_tower") or {}).get("ndcg", m["ndcg@10"])] + [b["ndcg"] for b in m["baselines"].values()]
     left.bar(names, values, color=["tab:blue"] + ["tab:gray"] * (len(names) - 1))
     left.set(title="Validation NDCG@10", ylim=(0, max(values) * 1.2 or 1))
     history = m["report"]["retrieval"]["history"]
