@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -274,13 +277,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shop", action="append", type=Path,
                         help="a shop folder (twice: each is scored by the other's sentiment); default: two generated shops")
+    parser.add_argument("--one", nargs=3, type=Path, metavar=("SHOP", "OTHER", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:  # one shop on a fresh stack: moto's state lives in the process, so one process per shop
+        shop, other, out = args.one
+        out.write_text(json.dumps(run_shop(shop, other, out.parent), ensure_ascii=False))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         shops = args.shop or generated_shops(tmp)
         if len(shops) != 2:
             raise SystemExit("pass --shop twice (two shops), or nothing for the generated pair")
-        runs = [run_shop(shops[0], shops[1], tmp), run_shop(shops[1], shops[0], tmp)]
+        runs = []
+        for shop, other in ((shops[0], shops[1]), (shops[1], shops[0])):
+            out = tmp / f"{shop.name}-result.json"
+            subprocess.run([sys.executable, "-m", "bench.real_shops", "--one", str(shop), str(other), str(out)],
+                           check=True, cwd=ROOT)
+            runs.append(json.loads(out.read_text()))
     save_results("real_shops", {"runs": runs}, markdown(runs))
 
 
