@@ -125,3 +125,22 @@ def test_reviews_rated_low_or_negative_are_disliked(rating, label, disliked):
                         "label": [label]})
     empty = Interactions(np.array([], dtype=str), np.array([], dtype=str), np.array([]))
     assert (("u", "i") in disliked_pairs(empty, reviews)) is disliked
+
+
+def test_variants_with_the_same_customers_are_found_and_count_once():
+    from tailor import evaluation
+
+    rng = np.random.default_rng(3)
+    x = (rng.random((40, 6)) < 0.3).astype(float)
+    x[:, 1] = x[:, 0]  # listing 1 is a variant of listing 0: the same customers
+    x[:5, 0] = x[:5, 1] = 1.0
+    families = evaluation.near_duplicate_families(x)
+    assert families[0] == families[1] and len(set(families.tolist())) == 5
+    # A user who has listing 0 gets no credit for its variant 1, and one family fills one slot.
+    of = np.array([0, 0, 1, 2, 3, 4])
+    top = np.array([[1, 2, 3, 4, 5]])
+    per_family = evaluation.family_metrics(top, [np.array([1])], np.array([0, 1]), np.array([0]), of, k=3)
+    assert per_family["users"] == 0  # the only held-out item is a variant of what the user had
+    per_family = evaluation.family_metrics(np.array([[0, 1, 2, 3]]), [np.array([1, 2])], np.array([0, 0]),
+                                           np.array([], dtype=np.int64), of, k=2)
+    assert per_family["precision"] == 1.0  # families 0 and 1 fill the two slots, both relevant
