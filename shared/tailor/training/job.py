@@ -45,6 +45,7 @@ class Candidate:
     on_promoted: Callable[[], None] | None = None  # e.g. re-score stored data with the new model
     on_decided: Callable[[bool], None] | None = None  # after the gate either way (argument: promoted?)
     selection: str | None = None  # which of the trainer's candidates this version serves, and why
+    current_score: float | None = None  # the current model's gate metric on this candidate's validation data
 
 
 def promotion_margin() -> float:
@@ -76,7 +77,8 @@ def run_job(event: dict, *, jobs: TrainingJobs, registry: ModelRegistry, store: 
             current = registry.current(model)
             current_item = registry.version(model, current["version"]) if current else None
             promote, reason = promotion_decision(candidate.gate_metric, candidate.score, candidate.baseline_name,
-                                                 candidate.baseline, current_item, promotion_margin())
+                                                 candidate.baseline, current_item, promotion_margin(),
+                                                 current_score=candidate.current_score)
             if candidate.selection:
                 reason = f"{candidate.selection}; {reason}"
             registry.record_decision(model, version, promote, reason)

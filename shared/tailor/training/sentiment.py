@@ -47,6 +47,7 @@ splits carved out of training data (never on a benchmark's test fold).
 
 from __future__ import annotations
 
+import re
 import math
 import time
 import warnings
@@ -713,8 +714,8 @@ def _validation_split(texts: list[str], y: np.ndarray, fraction: float, seed: in
     inside a validation text leave the training part too. Returns (train, validation, left out)."""
     plain = _stratified_split(y, fraction, seed)
     lengths = [len(text) for text in texts]
-    if not texts or np.median(lengths) > _PHRASE_MEDIAN_CHARS:  # reviews, not phrases: a plain split
-        return plain[0], plain[1], 0
+    if not texts or np.median(lengths) > _PHRASE_MEDIAN_CHARS:  # reviews, not phrases: a group split
+        return (*duplicate_aware_split(texts, y, fraction, seed), 0)
     runs = _TokenRuns(texts)
     everything = np.arange(len(texts))
     roots = np.flatnonzero(~runs.contained_in(everything, everything, proper=True))
@@ -724,6 +725,30 @@ def _validation_split(texts: list[str], y: np.ndarray, fraction: float, seed: in
     inside_validation = runs.contained_in(val_index, train_index, proper=False)
     kept = train_index[~inside_validation[train_index]]
     return kept, val_index, int(len(train_index) - len(kept))
+
+
+def normalized_text(text: str) -> str:
+    """What makes two reviews "the same text": case, spacing and punctuation do not count."""
+    return " ".join(re.sub(r"[\W_]+", " ", text.casefold()).split())
+
+
+def duplicate_aware_split(texts: Sequence[str], y: np.ndarray, fraction: float, seed: int
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split in which every copy of a text (after ``normalized_text``) falls on one
+    side: shops copy one review onto each variant listing, and a copy in both halves makes
+    validation read 0.99 for a model that has learnt nothing but the copies."""
+    keys = np.unique([normalized_text(t) for t in texts], return_inverse=True)[1]
+    first = np.unique(keys, return_index=True)[1]
+    _, val_first = _stratified_split(y, fraction, seed, np.sort(first))
+    validation = np.flatnonzero(np.isin(keys, keys[val_first]))
+    if len(np.unique(y[validation])) < len(np.unique(y)):  # too few distinct texts: a plain split
+        return _stratified_split(y, fraction, seed)
+    return np.setdiff1d(np.arange(len(y)), validation), validation
+
+
+def duplicate_count(texts: Sequence[str]) -> int:
+    """Texts that repeat an earlier one (after ``normalized_text``)."""
+    return len(texts) - len({normalized_text(t) for t in texts})
 
 
 def _choose_classes(counts: dict[str, int], n_labelled: int, config: SentimentTrainingConfig) -> tuple[str, ...]:
@@ -796,7 +821,16 @@ def train_sentiment(
     model.tower.set_head_weight(head_weight)
     val_probabilities = SentimentScorer(_export(model, config)).probabilities(val_texts)
     metrics = evaluation_metrics(val_y, val_probabilities, classes, config.calibration_bins)
+    from ..text import detect_language
+
+    languages: dict[str, dict[str, int]] = {}
+    for text, c in zip(texts, y):
+        counts_of = languages.setdefault(detect_language(text), {})
+        counts_of[classes[c]] = counts_of.get(classes[c], 0) + 1
     metrics.update(
+        duplicate_texts=duplicate_count(texts),
+        languages=languages,
+        majority_baseline_balanced_accuracy=1.0 / len(classes),
         classes=list(classes),
         label_counts=counts,
         examples=len(texts),
@@ -826,7 +860,9 @@ def train_sentiment(
         "trained_examples": len(texts) if config.refit else len(train_index),
         "validation_accuracy": metrics["accuracy"],
     })
-    return SentimentTrainingResult(model=model, artifact=artifact, metrics=metrics, history=history)
+    result = SentimentTrainingResult(model=model, artifact=artifact, metrics=metrics, history=history)
+    result.validation = ([val_texts[i] for i in range(len(val_texts))], [classes[c] for c in val_y])
+    return result
 
 
 def _best_epoch(history: list[dict]) -> int:
@@ -869,8 +905,11 @@ def evaluation_metrics(y_true: np.ndarray, probabilities: np.ndarray, classes: S
             ece += count / len(y_true) * abs(accuracy - mean_confidence)
         table.append({"low": float(low), "high": float(high), "count": count,
                       "accuracy": accuracy, "mean_confidence": mean_confidence})
+    present = [per_class[name]["recall"] for name in classes if per_class[name]["support"]]
     return {
         "accuracy": float(correct.mean()) if len(y_true) else 0.0,
+        # Mean recall over the classes present: always answering the majority class scores 1 / n.
+        "balanced_accuracy": float(np.mean(present)) if present else 0.0,
         "macro_f1": float(np.mean(f1s)),
         "per_class": per_class,
         "calibration": {"expected_calibration_error": float(ece), "bins": table},

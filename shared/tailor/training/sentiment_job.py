@@ -2,7 +2,10 @@
 
 Labels: a review's `label` when given; otherwise derived from its `rating` (>= 4 positive,
 <= 2 negative, 3 neutral — `labels_from_ratings`). Reviews with neither are not used.
-The promotion gate compares validation accuracy with the majority-class baseline.
+The promotion gate compares validation balanced accuracy (mean per-class recall, which always
+answering the majority class scores 1 / classes on) with the majority-class baseline, and with
+the current model scored on the same validation texts: a candidate that reads a newly labelled
+language wins against a model that looked better on an easier split.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ def train(ctx: TrainingContext) -> Candidate:
     result = train_sentiment(texts, labels, seed=int(ctx.options.get("seed", 0)), progress=ctx.progress,
                              model_version=ctx.version)
     metrics = {**result.metrics, "label_sources": sources}
+    current = current_on(ctx, *result.validation)
+    if current is not None:
+        metrics["current_model_on_this_validation"] = current
     report = {"report.json": json_bytes(metrics), "report.md": _markdown(ctx.version, metrics).encode(),
               "calibration.png": png(lambda fig: _calibration_chart(fig, metrics))}
 
@@ -56,8 +62,28 @@ def train(ctx: TrainingContext) -> Candidate:
         ctx.progress(f"scored {scored:,} stored reviews with the new model; item and customer summaries refreshed")
 
     return Candidate(artifacts=result.artifact.to_files(), metrics=metrics, report=report,
-                     gate_metric="accuracy", score=metrics["accuracy"], baseline_name="majority class",
-                     baseline=metrics["majority_baseline_accuracy"], on_promoted=rescore_all_reviews)
+                     gate_metric="balanced_accuracy", score=metrics["balanced_accuracy"],
+                     baseline_name="majority class", baseline=metrics["majority_baseline_balanced_accuracy"],
+                     on_promoted=rescore_all_reviews,
+                     current_score=None if current is None else current["balanced_accuracy"])
+
+
+def current_on(ctx: TrainingContext, texts: list[str], truth: list[str]) -> dict | None:
+    """The current model's balanced accuracy (and per-class recall) on this candidate's validation texts."""
+    from ..registry import ModelRegistry
+    from ..sentiment_service import load_scorer
+
+    registry = ModelRegistry(ctx.store, ctx.state)
+    pointer = registry.current("sentiment")
+    if pointer is None or not texts:
+        return None
+    scorer = load_scorer(registry, pointer["version"])
+    answers = [r["label"].lower() for r in scorer.score(texts, neutral_threshold=0.0)]
+    recall = {}
+    for label in sorted(set(truth)):
+        picked = [a == t for a, t in zip(answers, truth) if t == label]
+        recall[label] = sum(picked) / len(picked)
+    return {"version": pointer["version"], "balanced_accuracy": sum(recall.values()) / len(recall), "recall": recall}
 
 
 def _markdown(version: str, m: dict) -> str:
@@ -69,9 +95,17 @@ def _markdown(version: str, m: dict) -> str:
         f"# Sentiment model {version}",
         f"Validation split: {m['validation_examples']:,} of {m['examples']:,} labelled reviews "
         f"(classes: {', '.join(m['classes'])}).",
-        markdown_table(["metric", "value"], [["accuracy", m["accuracy"]], ["macro-F1", m["macro_f1"]],
-                                             ["majority-class accuracy (baseline)", m["majority_baseline_accuracy"]],
-                                             ["expected calibration error", calibration["expected_calibration_error"]]]),
+        f"Duplicates: {m.get('duplicate_texts', 0):,} reviews repeat another's text (case, spacing and punctuation "
+        "aside); every copy of a text is on one side of the split. Labelled reviews per language: "
+        + ", ".join(f"{lang} {counts}" for lang, counts in (m.get("languages") or {}).items()) + ".",
+        markdown_table(["metric", "value"], [
+            ["balanced accuracy (the gate)", m.get("balanced_accuracy")],
+            ["majority class, balanced accuracy (baseline)", m.get("majority_baseline_balanced_accuracy")],
+            ["macro-F1", m["macro_f1"]], ["accuracy", m["accuracy"]],
+            ["majority-class accuracy", m["majority_baseline_accuracy"]],
+            ["current model on this validation split, balanced accuracy",
+             (m.get("current_model_on_this_validation") or {}).get("balanced_accuracy", "no current model")],
+            ["expected calibration error", calibration["expected_calibration_error"]]]),
         "## Per class", markdown_table(["class", "support", "precision", "recall", "F1"], rows),
         "## Reliability (confidence vs accuracy)", markdown_table(["confidence", "texts", "mean confidence", "accuracy"], bins),
         "![calibration](calibration.png)", ""])
