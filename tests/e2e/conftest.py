@@ -8,6 +8,7 @@ started yourself instead (it is then left running).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -63,13 +64,9 @@ def _wait_until_ready(process: subprocess.Popen, log_path: Path) -> str:
                 f"{log_path.read_text(errors='replace')[-4000:]}")
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory):
-    external_url = os.environ.get("TAILOR_LOCAL_URL")
-    if external_url:
-        yield RunningStack(external_url)
-        return
-    log_path = tmp_path_factory.mktemp("local-stack") / "stack.log"
+@contextlib.contextmanager
+def started_stack(log_path: Path):
+    """A local stack of its own, as `python -m infra.local_stack` runs it; stopped with SIGINT."""
     with open(log_path, "wb") as log:
         # A file, not a pipe: nobody would drain a pipe while the tests run, and a full pipe blocks the stack.
         process = subprocess.Popen(
@@ -89,6 +86,16 @@ def local_stack(tmp_path_factory):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory):
+    external_url = os.environ.get("TAILOR_LOCAL_URL")
+    if external_url:
+        yield RunningStack(external_url)
+        return
+    with started_stack(tmp_path_factory.mktemp("local-stack") / "stack.log") as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")
