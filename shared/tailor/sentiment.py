@@ -59,6 +59,10 @@ FORMAT_VERSION = 1
 CLASS_NAMES = ("negative", "neutral", "positive")
 DEFAULT_NEUTRAL_THRESHOLD = 0.6
 EMPTY_NOTE = "empty text"
+# A language's answers come from the model alone once it saw this many labelled reviews of it,
+# counted as twice its rarer class (positive or negative: 149 negatives of 3,000 reviews count
+# 298); below, the lexicon prior (tailor.lexicon_prior) is blended in with weight 1 - n / 200.
+PRIOR_FULL_WEIGHT = 200
 _WEIGHT_NAMES = ("vocabulary", "nb_table", "idf", "idf_table", "bias", "head_weights")
 
 
@@ -267,6 +271,8 @@ class SentimentScorer:
             if not isinstance(text, str):
                 raise TypeError(f"texts[{index}] is {type(text).__name__}, expected str")
         probabilities = self.probabilities(texts)
+        languages = [detect_language(text) for text in texts]
+        sources, notes = self._blend_prior(texts, languages, probabilities)
         positive = probabilities[:, self._column["positive"]].tolist()
         negative = probabilities[:, self._column["negative"]].tolist()
         neutral_column = self._column.get("neutral")
@@ -276,7 +282,8 @@ class SentimentScorer:
         labels = [name.upper() for name in self.classes]
         top_labels = [labels[index] if sure else "NEUTRAL" for index, sure in zip(top.tolist(), confident)]
         results = []
-        for text, label, p, n, r in zip(texts, top_labels, positive, negative, neutral):
+        for text, label, p, n, r, language, source, note in zip(texts, top_labels, positive, negative, neutral,
+                                                                 languages, sources, notes):
             if text.isspace() or not text:
                 results.append(
                     {
@@ -288,10 +295,41 @@ class SentimentScorer:
                     }
                 )
                 continue
-            results.append({"label": label, "score": p - n,
-                            "probabilities": {"positive": p, "negative": n, "neutral": r},
-                            "language": detect_language(text)})
+            result = {"label": label, "score": p - n, "probabilities": {"positive": p, "negative": n, "neutral": r},
+                      "language": language, "source": source}
+            if note:
+                result["note"] = note
+            results.append(result)
         return results
+
+    def _blend_prior(self, texts: list[str], languages: list[str], probabilities: np.ndarray
+                     ) -> tuple[list[str], list[str | None]]:
+        """Blends the lexicon prior into ``probabilities`` (in place) for languages the model saw
+        too few labelled reviews of; returns each text's source (model, blend, prior) and note.
+        Artifacts trained before languages were counted answer from the model alone."""
+        from . import lexicon_prior
+
+        trained = self.artifact.metadata.get("languages")
+        if trained is None:
+            return ["model"] * len(texts), [None] * len(texts)
+        sources, notes = [], []
+        pos, neg = self._column["positive"], self._column["negative"]
+        for row, (text, language) in enumerate(zip(texts, languages)):
+            counts = trained.get(language) or {}
+            weight = min(1.0, 2 * min(counts.get("positive", 0), counts.get("negative", 0)) / PRIOR_FULL_WEIGHT)
+            if weight >= 1.0 or not text.strip():
+                sources.append("model")
+                notes.append(None)
+                continue
+            prior_positive, prior_negative = lexicon_prior.probabilities(text)
+            probabilities[row] *= weight
+            probabilities[row, pos] += (1 - weight) * prior_positive
+            probabilities[row, neg] += (1 - weight) * prior_negative
+            sources.append("prior" if weight == 0 else "blend")
+            notes.append(f"no {language} reviews were labelled for training: scored by the built-in lexicon"
+                         if not counts else
+                         f"few labelled {language} reviews: the built-in lexicon weighs {1 - weight:.0%}")
+        return sources, notes
 
 
 _BUNDLE_LIMIT = 200_000

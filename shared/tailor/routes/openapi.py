@@ -83,7 +83,8 @@ SCHEMAS: dict[str, dict] = {
     "SentimentResults": {"type": "object", "required": ["results"], "properties": {
         "model_version": _STR, "results": {"type": "array", "items": {
             "type": "object", "required": ["label", "score", "probabilities"],
-            "properties": {"label": _STR, "score": _NUM, "probabilities": _OBJ}}}}},
+            "properties": {"label": _STR, "score": _NUM, "probabilities": _OBJ, "language": _STR,
+                           "source": {"enum": ["model", "blend", "prior"]}, "note": _STR}}}}},
     "Object": _OBJ,
 }
 

@@ -859,6 +859,7 @@ def train_sentiment(
     artifact = _export(model, config, model_version, metadata={
         "trained_examples": len(texts) if config.refit else len(train_index),
         "validation_accuracy": metrics["accuracy"],
+        "languages": languages,  # labelled reviews per language and class: how far serving trusts the model
     })
     result = SentimentTrainingResult(model=model, artifact=artifact, metrics=metrics, history=history)
     result.validation = ([val_texts[i] for i in range(len(val_texts))], [classes[c] for c in val_y])
