@@ -83,6 +83,9 @@ bench: $(VENV)/.bench-installed ## All benchmarks on $(SHARED_DATA), baselines s
 	$(PY) -m bench.sentiment_api --data $(SHARED_DATA)
 	$(PY) -m bench.customers --data $(SHARED_DATA)
 	$(PY) -m bench.segments --data $(SHARED_DATA)
+	$(PY) -m bench.segments --real-shops
+	$(PY) -m bench.erase_serving
+	$(PY) -m bench.real_shops
 
 bench-ingest: venv ## Ingest benchmark only (ml-100k + 1M generated interactions through the local stack)
 	$(PY) -m bench.ingest --data $(SHARED_DATA)
