@@ -86,6 +86,7 @@ bench: $(VENV)/.bench-installed ## All benchmarks on $(SHARED_DATA), baselines s
 	$(PY) -m bench.segments --real-shops
 	$(PY) -m bench.erase_serving
 	$(PY) -m bench.real_shops
+	$(PY) -m bench.sentiment_prior --data $(SHARED_DATA)
 
 bench-ingest: venv ## Ingest benchmark only (ml-100k + 1M generated interactions through the local stack)
 	$(PY) -m bench.ingest --data $(SHARED_DATA)
