@@ -284,22 +284,7 @@ class SentimentScorer:
         results = []
         for text, label, p, n, r, language, source, note in zip(texts, top_labels, positive, negative, neutral,
                                                                  languages, sources, notes):
-            if text.isspace() or not text:
-                results.append(
-                    {
-                        "label": "NEUTRAL",
-                        "score": 0.0,
-                        "probabilities": {"positive": 0.0, "negative": 0.0, "neutral": 1.0},
-                        "language": "und",
-                        "note": EMPTY_NOTE,
-                    }
-                )
-                continue
-            result = {"label": label, "score": p - n, "probabilities": {"positive": p, "negative": n, "neutral": r},
-                      "language": language, "source": source}
-            if note:
-                result["note"] = note
-            results.append(result)
+            results.append(_result(text, label, p, n, r, language, source, note))
         return results
 
     def _blend_prior(self, texts: list[str], languages: list[str], probabilities: np.ndarray
@@ -330,6 +315,38 @@ class SentimentScorer:
                          if not counts else
                          f"few labelled {language} reviews: the built-in lexicon weighs {1 - weight:.0%}")
         return sources, notes
+
+
+def _result(text: str, label: str, positive: float, negative: float, neutral: float, language: str,
+            source: str, note: str | None) -> dict:
+    if text.isspace() or not text:
+        return {"label": "NEUTRAL", "score": 0.0, "probabilities": {"positive": 0.0, "negative": 0.0, "neutral": 1.0},
+                "language": "und", "note": EMPTY_NOTE}
+    result = {"label": label, "score": positive - negative,
+              "probabilities": {"positive": positive, "negative": negative, "neutral": neutral},
+              "language": language, "source": source}
+    if note:
+        result["note"] = note
+    return result
+
+
+class PriorScorer:
+    """Answers before any sentiment model is trained: the built-in lexicon alone (English and
+    Chinese), in the trained scorer's answer shape, every answer with ``source: prior`` and a note."""
+
+    NOTE = "no sentiment model is trained yet: scored by the built-in lexicon"
+
+    def score(self, texts: Sequence[str], neutral_threshold: float | None = None) -> list[dict]:
+        from . import lexicon_prior
+
+        threshold = DEFAULT_NEUTRAL_THRESHOLD if neutral_threshold is None else float(neutral_threshold)
+        results = []
+        for text in texts:
+            positive, negative = lexicon_prior.probabilities(text)
+            label = ("POSITIVE" if positive >= negative else "NEGATIVE") if max(positive, negative) >= threshold \
+                else "NEUTRAL"
+            results.append(_result(text, label, positive, negative, 0.0, detect_language(text), "prior", self.NOTE))
+        return results
 
 
 _BUNDLE_LIMIT = 200_000

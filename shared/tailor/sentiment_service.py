@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 from .errors import Invalid, NotFound, PayloadTooLarge, Unavailable
 from .registry import ModelCache, ModelRegistry
-from .sentiment import ARTIFACT_FILES, SentimentScorer
+from .sentiment import ARTIFACT_FILES, PriorScorer, SentimentScorer
 from .storage import ObjectStore, StateTable
 
 MAX_TEXTS = 100
@@ -70,7 +70,13 @@ class SentimentService:
     def score(self, body: object) -> dict:
         texts = validate_texts(body)
         threshold = validate_neutral_threshold(body)
-        scorer, version = self.models.get()
+        try:
+            scorer, version = self.models.get()
+        except Unavailable:
+            if self.models.last_error:  # a model exists but cannot be read: say so rather than guess
+                raise
+            # Nothing trained yet: the lexicon answers (English, Chinese), each result says so.
+            return {"results": PriorScorer().score(texts, neutral_threshold=threshold), "note": PriorScorer.NOTE}
         return {"model_version": version, "results": scorer.score(texts, neutral_threshold=threshold)}
 
     def item_summary(self, item_id: str) -> dict:

@@ -55,9 +55,13 @@ def test_recommendations_before_any_model_are_503(aws):
     assert status == 503 and "no recommender model" in body["error"]["message"]
 
 
-def test_sentiment_before_any_model_is_503(aws):
-    status, body = call("sentiment", "POST", "/v1/sentiment", {"text": "great"})
-    assert status == 503 and "no sentiment model" in body["error"]["message"]
+def test_sentiment_before_any_model_answers_from_the_lexicon_and_says_so(aws):
+    texts = ["great shoes, love them", "terrible, broke after a day", "质量很好，非常满意", "质量太差了，退货", "the box"]
+    status, body = call("sentiment", "POST", "/v1/sentiment", {"texts": texts})
+    assert status == 200 and "model_version" not in body and "no sentiment model" in body["note"]
+    assert [r["label"] for r in body["results"]] == ["POSITIVE", "NEGATIVE", "POSITIVE", "NEGATIVE", "NEUTRAL"]
+    assert {r["source"] for r in body["results"]} == {"prior"} and all("lexicon" in r["note"] for r in body["results"])
+    assert [r["language"] for r in body["results"]][2:4] == ["zh", "zh"]
 
 
 def test_train_promote_serve_and_roll_back(invocations, tmp_path):

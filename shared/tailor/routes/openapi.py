@@ -81,7 +81,7 @@ SCHEMAS: dict[str, dict] = {
     "Audience": {"type": "object", "properties": {"users": {"type": "array", "items": {
         "type": "object", "required": ["user_id", "score"], "properties": {"user_id": _STR, "score": _NUM}}}}},
     "SentimentResults": {"type": "object", "required": ["results"], "properties": {
-        "model_version": _STR, "results": {"type": "array", "items": {
+        "model_version": _STR, "note": _STR, "results": {"type": "array", "items": {
             "type": "object", "required": ["label", "score", "probabilities"],
             "properties": {"label": _STR, "score": _NUM, "probabilities": _OBJ, "language": _STR,
                            "source": {"enum": ["model", "blend", "prior"]}, "note": _STR}}}}},
