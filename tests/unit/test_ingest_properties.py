@@ -181,3 +181,66 @@ def test_field_parsers_return_a_value_or_explain(parser, value):
     assert parsed is None or isinstance(parsed, (str, int, float)), (parser.__name__, value, parsed)
     if isinstance(parsed, str):
         parsed.encode("utf-8")  # what is stored must be valid UTF-8 (no lone surrogates)
+
+
+# ---- forgiving readers: ratings written as text, millisecond columns, column mappings ----------
+from tailor.errors import Invalid  # noqa: E402
+from tailor.records import apply_columns, check_columns, number_from_text  # noqa: E402
+
+rating = st.decimals(min_value=0, max_value=10, places=1, allow_nan=False, allow_infinity=False)
+scale = st.sampled_from(["", " out of 5", "/5", " of 10", " out of 5 stars", " stars", " star"])
+
+
+@PROPERTY
+@given(value=rating, suffix=scale, prefix=st.sampled_from(["", "Rated ", "rating: ", "Score "]),
+       case=st.booleans())
+def test_a_rating_written_as_text_keeps_its_number(value, suffix, prefix, case):
+    text = f"{prefix}{value}{suffix}"
+    number, note = number_from_text(text.upper() if case else text)
+    assert number == float(value) and "text" in note
+
+
+@PROPERTY
+@given(text=st.text(max_size=30))
+def test_rating_text_is_a_number_or_a_reason(text):
+    try:
+        number, _ = number_from_text(text)
+    except RowError as exc:
+        assert str(exc)
+        return
+    assert number >= 0 or text.lstrip().startswith(("-", "rated", "Rated", "RATED", "rating", "score"))
+
+
+@PROPERTY
+@given(seconds=st.lists(st.integers(min_value=946_684_800, max_value=4_102_444_799), min_size=1, max_size=20),
+       as_text=st.booleans())
+def test_a_column_of_millisecond_timestamps_reads_as_the_same_moments(seconds, as_text):
+    records = [{"user_id": f"u{i}", "item_id": "i1",
+                "timestamp": str(s * 1000) if as_text else s * 1000} for i, s in enumerate(seconds)]
+    result = validate_records(SCHEMAS["interactions"], records)
+    assert result.rows == len(seconds) and not result.rejects
+    assert sorted(result.columns["timestamp"]) == sorted(s * 1000 for s in seconds)
+
+
+field = st.sampled_from(SCHEMAS["interactions"].field_names)
+name = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
+
+
+@PROPERTY
+@given(columns=st.dictionaries(name, st.one_of(field, name), max_size=6))
+def test_a_column_mapping_is_accepted_whole_or_refused_with_a_reason(columns):
+    try:
+        mapping = check_columns(SCHEMAS["interactions"], columns)
+    except Invalid as exc:
+        assert "columns" in str(exc)
+        return
+    assert set(mapping.values()) <= set(SCHEMAS["interactions"].field_names)
+    assert len(set(mapping.values())) == len(mapping)  # one source per field
+    header = list(columns)
+    try:
+        renamed, warnings = apply_columns(header, mapping)
+    except RowError as exc:
+        assert "two columns" in str(exc)
+        return
+    assert len(renamed) == len(header) and not warnings
+    assert [mapping.get(h.lower(), h) for h in header] == renamed
