@@ -2,7 +2,7 @@
 
 Top-K baselines take a binary user × item matrix (``scipy.sparse.csr_matrix``) of training
 interactions and return a dense ``(n_users, n_items)`` score matrix; seen items are removed by
-the caller (``tailor.evaluation.top_k_unseen``). Rating baselines wrap scikit-surprise.
+the caller (``tailor.recommend.evaluation.top_k_unseen``). Rating baselines wrap scikit-surprise.
 """
 
 from __future__ import annotations

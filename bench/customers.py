@@ -36,8 +36,9 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from harness import BUCKET, LambdaContext, api_event, fresh_account, load_handler  # noqa: E402
-from infra.importers.movielens import import_movielens  # noqa: E402
+
 from bench import RESULTS, save_results  # noqa: E402
+from infra.importers.movielens import import_movielens  # noqa: E402
 
 TARGETS = {"profile_p99_ms": 20.0, "audience_p99_ms": 200.0, "A1_recall": 0.350}
 
@@ -60,7 +61,7 @@ def _latency(handler, events: list[dict], warmup: int = 20) -> dict:
 
 
 def run(data: Path) -> dict:
-    from tailor import services
+    from tailor import bootstrap
 
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp, fresh_account(_Env()):
@@ -70,16 +71,16 @@ def run(data: Path) -> dict:
         for dataset in ("items", "users", "interactions"):
             key = f"incoming/{dataset}/{Path(files[dataset]).name}"
             s3.upload_file(str(files[dataset]), BUCKET, key)
-            outcome = services.ingest_service().ingest_object(key)
+            outcome = bootstrap.ingest_service().ingest_object(key)
             print(f"{dataset}: {outcome.rows_stored:,} rows stored, {outcome.rows_rejected} rejected", flush=True)
         results["ingest_seconds"] = round(time.perf_counter() - started, 1)
-        job = services.training_jobs()
+        job = bootstrap.training_jobs()
         job.invoke = lambda payload: None
         queued = job.start(["recommender"])
         started = time.perf_counter()
         outcome = load_handler("train")({"job_id": queued["job_id"], "models": ["recommender"]}, LambdaContext())
         results["training_seconds"] = round(time.perf_counter() - started, 1)
-        assert outcome["status"] == "SUCCEEDED", services.training_jobs().get(queued["job_id"])
+        assert outcome["status"] == "SUCCEEDED", bootstrap.training_jobs().get(queued["job_id"])
 
         profiles = load_handler("profiles")
         segments = json.loads(profiles(api_event("GET", "/v1/segments"), LambdaContext())["body"])

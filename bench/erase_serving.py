@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", f"The stamp read alone (consistent GetItem against the stack's moto, {s['n']} reads): "
                   f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms.", "",
               f"Erase: before `{e['strategy_before']}`; DELETE bumped the pointer to revision {e['pointer_revision']}; "
-              f"the next recommendation request ({e['seconds_after_erase']} s later) answered `{e['next_recommendation_strategy']}`, "
+              f"the next recommendation request ({e['seconds_after_erase']} s later) "
+             f"answered `{e['next_recommendation_strategy']}`, "
               f"the next ranking `{e['next_ranking_strategy']}`."]
     save_results("erase_serving", result, "\n".join(lines))
     return 0

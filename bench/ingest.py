@@ -20,12 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import save_results
 from infra.client import TailorClient
 from infra.datagen import PRESETS, generate
 from infra.importers.movielens import import_movielens
 from infra.local_stack import LocalStack
-
-from bench import save_results
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ from bench import save_results
 from bench.baselines import ease, popularity
 from infra.client import ApiError, TailorClient
 from infra.local_stack import LocalStack
-from tailor import evaluation
+from tailor.recommend import evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 EASE_LAMBDAS = (10.0, 30.0, 100.0, 300.0, 1000.0)
@@ -86,10 +87,10 @@ def _seconds(value: str) -> float:
     try:
         return float(value)
     except ValueError:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 class Split:

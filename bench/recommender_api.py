@@ -29,7 +29,7 @@ from bench.baselines import ease, popularity
 from infra.client import TailorClient
 from infra.importers.movielens import import_movielens
 from infra.local_stack import LocalStack
-from tailor import evaluation
+from tailor.recommend import evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

@@ -1,11 +1,11 @@
-"""Profiles and segments benchmark: ``tailor.profiles.build_profiles`` on MovieLens 100K, and its
+"""Profiles and segments benchmark: ``tailor.customers.profiles.build_profiles`` on MovieLens 100K, and its
 build time on a generated shop of 10,000 users and 1,000,000 interactions.
 
     python -m bench.segments [--data ../shared/data] [--no-model] [--model-dir DIR] [--skip-large]
     python -m bench.segments --real-shops     # small real-looking shops only (infra.realshop), seconds
 
 - ml-100k goes through the project's importer (``infra/importers/movielens.py``) and then through
-  the same validation and Arrow conversion as an upload (``tailor.files`` + ``tailor.datasets``),
+  the same validation and Arrow conversion as an upload (``tailor.datasets.files`` + ``tailor.datasets.store``),
   so the tables have exactly the stored dataset's column types.
 - User vectors: the recommender is trained on all of ml-100k with ``train_recommender`` (retrieval
   only, ~1 minute) and its user vectors are passed in; ``--no-model`` clusters on behaviour and
@@ -42,10 +42,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from tailor import datasets, files  # noqa: E402
-from tailor.profiles import build_profiles  # noqa: E402
-from tailor.records import SCHEMAS  # noqa: E402
 from bench import save_results  # noqa: E402
+from tailor.customers.profiles import build_profiles  # noqa: E402
+from tailor.datasets import files
+from tailor.datasets import store as datasets  # noqa: E402
+from tailor.datasets.schemas import SCHEMAS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +79,7 @@ def movielens_tables(folder: Path, work: Path) -> dict:
 def train_and_save(folder: str, out_dir: str) -> float:
     """Runs in a spawned interpreter so that TensorFlow never shares a process with the build."""
     from bench.recommender import interactions_of, load_catalog, load_ratings
-    from tailor.training.recommender import train_recommender
+    from tailor.training.recommender.model import train_recommender
 
     started = time.perf_counter()
     trained = train_recommender(interactions_of(load_ratings(Path(folder) / "u.data")), load_catalog(Path(folder)),
@@ -90,7 +91,7 @@ def train_and_save(folder: str, out_dir: str) -> float:
 
 def model_vectors(folder: Path, model_dir: Path, progress) -> tuple[np.ndarray, np.ndarray, dict]:
     """The ml-100k recommender's user vectors (retrieval model trained on all ratings)."""
-    from tailor.recommender import Recommender
+    from tailor.recommend.scorer import Recommender
 
     info: dict = {"trained": False, "loaded_from": str(model_dir)}
     if not (model_dir.is_dir() and any(model_dir.iterdir())):
@@ -162,7 +163,7 @@ def large_tables(work: Path, users: int, interactions: int) -> dict:
 
 def markdown(results: dict) -> str:
     lines = ["# Profiles and segments benchmark", "",
-             f"Machine: {results['machine']}. `tailor.profiles.build_profiles` (NumPy + pyarrow, one process).", ""]
+             f"Machine: {results['machine']}. `tailor.customers.profiles.build_profiles` (NumPy + pyarrow, one process).", ""]
     for key, title in (("ml100k_model", "MovieLens 100K — model user vectors + behaviour + tastes"),
                        ("ml100k_behaviour", "MovieLens 100K — behaviour + tastes only (no model)")):
         r = results.get(key)

@@ -16,7 +16,7 @@ grams for S1/S2; character 1-3 grams for S3 — C=4 reproduces the protocol's 0.
 
 Serving, with the model trained for S2: warm batch throughput on the 872 SST-2 dev sentences and
 warm latency per call of 1 and of 100 texts, in a spawned interpreter that has only NumPy and
-``tailor.sentiment`` (one BLAS thread, as one Lambda request at a time); cold start = a fresh
+``tailor.sentiment.scorer`` (one BLAS thread, as one Lambda request at a time); cold start = a fresh
 ``python`` process importing the scorer and loading the artifact (median of runs), compared
 with a TensorFlow scorer measured the same way (import TensorFlow, rebuild the Keras model,
 load its weights, predict once). ``--quick``: 2 folds of S1/S3, fewer repeats.
@@ -101,8 +101,8 @@ def load_chnsenticorp(folder: Path, progress) -> tuple[list[str], np.ndarray, li
 
 def tailor_model(train_texts, train_y, seed: int = 0, progress=None):
     """Train on the training part only; returns (scorer, metrics, seconds)."""
-    from tailor.sentiment import SentimentScorer
-    from tailor.training.sentiment import train_sentiment
+    from tailor.sentiment.scorer import SentimentScorer
+    from tailor.training.sentiment.model import train_sentiment
 
     started = time.perf_counter()
     result = train_sentiment(train_texts, list(LABELS[train_y]), seed=seed, progress=progress)
@@ -209,8 +209,8 @@ def _percentiles(seconds: list[float]) -> dict:
 
 
 def serving_measurements(artifact_folder: str, texts: list[str], repeats: int) -> dict:
-    """Runs in a spawned interpreter that imports NumPy and ``tailor.sentiment`` only."""
-    from tailor.sentiment import SentimentScorer
+    """Runs in a spawned interpreter that imports NumPy and ``tailor.sentiment.scorer`` only."""
+    from tailor.sentiment.scorer import SentimentScorer
 
     scorer = SentimentScorer.load(artifact_folder)
     scorer.score(texts)  # warm: caches filled, code paths exercised
@@ -257,7 +257,7 @@ def serving_in_fresh_process(artifact, texts: list[str], repeats: int) -> dict:
 NUMPY_COLD_START = """
 import time
 started = time.perf_counter()
-from tailor.sentiment import SentimentScorer
+from tailor.sentiment.scorer import SentimentScorer
 scorer = SentimentScorer.load({folder!r})
 scorer.score(["a first review"])
 print(time.perf_counter() - started)
@@ -268,8 +268,8 @@ import time
 started = time.perf_counter()
 import numpy as np
 import keras
-from tailor.training.sentiment import BagOfNgramsTower, FeatureSpace, SentimentModel, SentimentTask, keras_probabilities
-from tailor.sentiment import SentimentArtifact
+from tailor.training.sentiment.model import BagOfNgramsTower, FeatureSpace, SentimentModel, SentimentTask, keras_probabilities
+from tailor.sentiment.scorer import SentimentArtifact
 shapes = np.load({folder!r} + "/shapes.npy")
 artifact = SentimentArtifact.load({folder!r})  # for the vocabulary and tokenizer settings
 n_rows, n_classes = int(shapes[0]), int(shapes[1])
@@ -370,7 +370,8 @@ def markdown(results: dict) -> str:
                   f"| batch throughput ({serving['texts']} texts per call) | **{serving['texts_per_second_median']:,} texts/s** "
                   f"(best {serving['texts_per_second_best']:,}) |",
                   f"| latency, 1 text per call | median {lat['batch_1']['median_ms']} ms, p99 {lat['batch_1']['p99_ms']} ms |",
-                  f"| latency, 100 texts per call | median {lat['batch_100']['median_ms']} ms, p99 {lat['batch_100']['p99_ms']} ms |",
+                  f"| latency, 100 texts per call | median {lat['batch_100']['median_ms']} ms, "
+                 f"p99 {lat['batch_100']['p99_ms']} ms |",
                   f"| TensorFlow in the serving process | {serving['tensorflow_loaded']} |"]
     cold = results.get("cold_start")
     if cold:

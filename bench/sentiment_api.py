@@ -23,11 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import save_results
 from infra.client import TailorClient
 from infra.importers.sentences import import_sentences
 from infra.local_stack import LocalStack
-
-from bench import save_results
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import save_results
-from tailor import lexicon_prior
+from tailor.sentiment import prior
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def scores(truth: list[str], predicted: list[str]) -> dict:
 def prior_labels(texts: list[str]) -> list[str]:
     out = []
     for text in texts:
-        positive, negative = lexicon_prior.probabilities(text)
+        positive, negative = prior.probabilities(text)
         out.append("positive" if positive >= negative else "negative")
     return out
 
@@ -78,8 +78,8 @@ def main() -> None:
         started = time.perf_counter()
         results["prior"][name] = {**scores(truth, prior_labels(texts)),
                                   "texts_per_second": round(len(texts) / (time.perf_counter() - started))}
-    from tailor.sentiment import SentimentScorer
-    from tailor.training.sentiment import train_sentiment
+    from tailor.sentiment.scorer import SentimentScorer
+    from tailor.training.sentiment.model import train_sentiment
 
     hotel_texts, hotel_labels = data["S3 ChnSentiCorp (all)"]
     started = time.perf_counter()

@@ -69,7 +69,7 @@ import time, sys
 began = time.perf_counter()
 sys.path.insert(0, sys.argv[2] + "/functions/recommend")
 import app
-from tailor.recommender import Recommender
+from tailor.recommend.scorer import Recommender
 Recommender.load(sys.argv[1])
 print(time.perf_counter() - began)
 """
@@ -122,7 +122,7 @@ def main() -> None:
         save_artifact(synthetic_catalog(), synthetic)
         results["synthetic 100,000 items × 64 dims"] = measure(synthetic)
         if args.artifact:
-            from tailor.recommender import Recommender
+            from tailor.recommend.scorer import Recommender
 
             folder = Path(tmp) / "given"
             save_artifact(Recommender.load(args.artifact), folder)

@@ -24,7 +24,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,7 @@ REVIEW_COLUMNS = ["review_id", "user_id", "item_id", "rating", "label", "timesta
 
 
 def _epoch(year: int, month: int, day: int) -> int:
-    return int(datetime(year, month, day, tzinfo=timezone.utc).timestamp())
+    return int(datetime(year, month, day, tzinfo=UTC).timestamp())
 
 
 DAY = 86_400
@@ -877,7 +877,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     elapsed = time.perf_counter() - started
     print(f"generated preset {args.preset!r} {sizes} seed={args.seed} in {elapsed:.1f} s")
-    for name, path in paths.items():
+    for path in paths.values():
         with path.open("rb") as handle:
             rows = sum(1 for _ in handle) - 1
         print(f"  {path}  {rows:,} rows  {path.stat().st_size / 1e6:.1f} MB")

@@ -35,7 +35,7 @@ import csv
 import random
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +44,8 @@ ENCODINGS = ("utf-8", "latin-1", "cp1252")
 INTERACTION_COLUMNS = ["user_id", "item_id", "timestamp", "event_type", "value"]
 REVIEW_COLUMNS = ["review_id", "user_id", "item_id", "rating", "label", "timestamp", "text"]
 USER_COLUMNS = ["user_id", "country", "signup_date"]
-START = int(datetime(2022, 1, 1, tzinfo=timezone.utc).timestamp())
-END = int(datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp())
+START = int(datetime(2022, 1, 1, tzinfo=UTC).timestamp())
+END = int(datetime(2025, 1, 1, tzinfo=UTC).timestamp())
 DAY = 86_400
 
 
@@ -198,7 +198,7 @@ class _Shop:
 
 
 def _iso(seconds: int) -> str:
-    return datetime.fromtimestamp(int(seconds), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(int(seconds), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _listings(domain: Domain, words: random.Random, group_id: bool, categories: bool,

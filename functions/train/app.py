@@ -2,9 +2,9 @@
 
 from aws_lambda_powertools import Logger
 
-from tailor.observability import metrics
-from tailor.services import model_registry, object_store, state_table, training_jobs
-from tailor.training.job import run_job
+from tailor.bootstrap import model_registry, object_store, state_table, training_jobs
+from tailor.core.observability import metrics
+from tailor.training.runner import run_job
 
 logger = Logger()
 

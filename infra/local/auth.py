@@ -69,7 +69,7 @@ def new_api_key() -> str:
 
 class Gatekeeper:
     def __init__(self, api_key: str, credentials: dict[str, str] | None = None, region: str = REGION,
-                 clock=lambda: dt.datetime.now(dt.timezone.utc)) -> None:
+                 clock=lambda: dt.datetime.now(dt.UTC)) -> None:
         self.api_key = api_key
         self.credentials = dict(LOCAL_CREDENTIALS if credentials is None else credentials)
         self.region = region
@@ -112,7 +112,7 @@ class Gatekeeper:
                           f"not {region}/{service}.", "InvalidSignatureException", "wrong credential scope")
         stamp = _header(request, "x-amz-date") or ""
         try:
-            signed_at = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+            signed_at = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
         except ValueError:
             return Denied("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
                           "IncompleteSignatureException", "no X-Amz-Date")

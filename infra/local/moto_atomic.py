@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 # service -> (module, response class, the request handlers to serialise)
 _HANDLERS = {

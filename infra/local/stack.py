@@ -19,15 +19,14 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from collections.abc import Callable
 from urllib.parse import unquote
 
-from .apigateway import (HttpRequest, MalformedProxyResponse, NoRoute, RouteTable, build_proxy_event, error_body,
-                         proxy_response)
+from .apigateway import HttpRequest, MalformedProxyResponse, NoRoute, RouteTable, build_proxy_event, error_body, proxy_response
 from .auth import Caller, Denied, Gatekeeper, new_api_key
 from .intrinsics import ACCOUNT_ID
 from .model import StackModel, load_stack_model

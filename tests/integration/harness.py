@@ -7,8 +7,8 @@ import copy
 import importlib.util
 import json
 import sys
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import quote_plus
 
@@ -88,11 +88,11 @@ def fresh_account(monkeypatch):
                        "TRAIN_FUNCTION_NAME": "tailor-test-train", "MAX_UPLOAD_MB": "5",
                        "POWERTOOLS_LOG_LEVEL": "WARNING"}.items():
         monkeypatch.setenv(key, value)
-    from tailor import services
+    from tailor import bootstrap
 
-    services.reset()
+    bootstrap.reset()
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         boto3.client("dynamodb").create_table(TableName=TABLE, **table_definition())
         yield SimpleNamespace(s3=boto3.client("s3"), bucket=BUCKET, table=TABLE)
-    services.reset()
+    bootstrap.reset()

@@ -7,10 +7,10 @@ import urllib.parse
 
 import boto3
 import pytest
-
 from harness import BUCKET, LambdaContext, call, fresh_account, load_handler
+
 from infra.datagen import PRESETS, generate
-from tailor import services
+from tailor import bootstrap
 
 
 def _rows(path):
@@ -23,20 +23,20 @@ def shop(tmp_path_factory):
     """A demo shop ingested through the API and one recommender training (the slow part)."""
     with pytest.MonkeyPatch.context() as monkeypatch, fresh_account(monkeypatch):
         monkeypatch.setenv("EXPORT_FUNCTION_NAME", "tailor-test-profiles")
-        services.reset()
+        bootstrap.reset()
         sent = []
-        monkeypatch.setattr(services.training_jobs(), "invoke", sent.append)
+        monkeypatch.setattr(bootstrap.training_jobs(), "invoke", sent.append)
         files = generate(tmp_path_factory.mktemp("shop"), seed=0, **PRESETS["demo"])
         data = {name: _rows(files[name]) for name in ("items", "users", "interactions")}
         for dataset in data:  # as bulk files: the S3-event path, one batch per file
             key = f"incoming/{dataset}/{files[dataset].name}"
             boto3.client("s3").upload_file(str(files[dataset]), BUCKET, key)
-            assert services.ingest_service().ingest_object(key).rows_stored == len(data[dataset])
+            assert bootstrap.ingest_service().ingest_object(key).rows_stored == len(data[dataset])
         status, queued = call("ingest", "POST", "/v1/training-jobs", {"models": ["recommender"]})
         assert status == 202
         assert load_handler("train")(sent[0], LambdaContext())["status"] == "SUCCEEDED"
         exports = []
-        monkeypatch.setattr(services.profile_service(), "invoke_export", exports.append)
+        monkeypatch.setattr(bootstrap.profile_service(), "invoke_export", exports.append)
         yield data, queued["job_id"], exports
 
 

@@ -6,21 +6,21 @@ import csv
 import gzip
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import numpy as np
 import pytest
-
 from harness import BUCKET, TABLE, LambdaContext, call, load_handler, s3_event
+
 from infra.datagen import PRESETS, generate
-from tailor import services
-from tailor.privacy import user_hash
-from tailor.profile_service import ProfileService, ProfileStore
-from tailor.registry import ModelCache
-from tailor.recommend_service import load_model
-from tailor.sentiment_service import SentimentService
-from tailor.training.recommender_job import load_training_data
+from tailor import bootstrap
+from tailor.customers.service import ProfileService, ProfileStore
+from tailor.models.cache import ModelCache
+from tailor.privacy.erase import user_hash
+from tailor.recommend.service import load_model
+from tailor.sentiment.service import SentimentService
+from tailor.training.recommender.job import load_training_data
 
 TARGET = "zz-erase-target-7f3a"  # distinctive: no other id contains it
 
@@ -99,21 +99,21 @@ def shop(aws, tmp_path, monkeypatch):
     # A raw upload that could not be ingested stays under incoming/ and mentions the user.
     upload(aws, "incoming/users/broken.csv", f"no_user_column\n{TARGET}\n".encode())
 
-    store, state = services.object_store(), services.state_table()
+    store, state = bootstrap.object_store(), bootstrap.state_table()
     sentiment = SentimentService(store, state, models=None)
     for key in store.keys("datasets/reviews/"):
         sentiment.score_file(key, StubScorer(), "stub")
     sentiment.refresh_summaries()
 
     sent = []
-    monkeypatch.setattr(services.training_jobs(), "invoke", sent.append)
+    monkeypatch.setattr(bootstrap.training_jobs(), "invoke", sent.append)
     assert call("ingest", "POST", "/v1/training-jobs", {"models": ["recommender"]})[0] == 202
     assert load_handler("train")(sent[0], LambdaContext())["status"] == "SUCCEEDED"
-    registry = services.model_registry()
+    registry = bootstrap.model_registry()
     if registry.current("recommender") is None:  # tiny data may not pass the gate: serve it anyway
-        trained = services.state_table().query("MODEL#recommender")[0]["version"]
+        trained = bootstrap.state_table().query("MODEL#recommender")[0]["version"]
         registry.promote("recommender", trained)
-        from tailor.profile_service import build_and_save
+        from tailor.customers.service import build_and_save
 
         build_and_save(store, state, load_model(registry, trained).recommender, trained, lambda _: None)
     current = registry.current("recommender")["version"]
@@ -152,7 +152,7 @@ def test_erase_leaves_no_trace_and_old_files_do_not_bring_the_user_back(aws, sho
     assert recommendations(TARGET)[1]["strategy"] == "personalized"
     assert rankings(TARGET)[1]["strategy"] == "personalized"
     # Another warm container answering audiences, its model cache loaded and far from expiry.
-    store, state, registry = services.object_store(), services.state_table(), services.model_registry()
+    store, state, registry = bootstrap.object_store(), bootstrap.state_table(), bootstrap.model_registry()
     warm = ProfileService(ProfileStore(state), ModelCache(registry, "recommender", load_model, ttl=3600),
                           store, state)
     assert TARGET in json.dumps(warm.audience(item_id="i0001", category=None, size=100, include_engaged=True)[0])
@@ -168,7 +168,7 @@ def test_erase_leaves_no_trace_and_old_files_do_not_bring_the_user_back(aws, sho
     stats = {d["name"]: d for d in call("ingest", "GET", "/v1/datasets")[1]["datasets"]}
     for name in ("interactions", "users", "reviews"):
         assert stats[name]["rows_stored"] == stats_before[name]["rows_stored"] - report["datasets"][name]["rows_removed"]
-    tombstone = services.state_table().get("ERASED", user_hash(TARGET))
+    tombstone = bootstrap.state_table().get("ERASED", user_hash(TARGET))
     assert tombstone and tombstone["erased_at"] == report["erased_at"]
 
     # What a client sees now.
@@ -183,8 +183,8 @@ def test_erase_leaves_no_trace_and_old_files_do_not_bring_the_user_back(aws, sho
     status, audience = call("profiles", "POST", "/v1/audiences",
                             {"item_id": "i0001", "size": 100, "include_engaged": True, "export": True})
     assert status == 200 and TARGET not in json.dumps(audience)
-    assert TARGET.encode() not in services.object_store().get(audience["export_key"])
-    served = load_model(services.model_registry(), shop["version"]).recommender
+    assert TARGET.encode() not in bootstrap.object_store().get(audience["export_key"])
+    served = load_model(bootstrap.model_registry(), shop["version"]).recommender
     assert not served.has_user(TARGET) and served.has_user("u00001")
     segments = call("profiles", "GET", "/v1/segments")[1]
     assert TARGET not in json.dumps(segments)
@@ -192,7 +192,7 @@ def test_erase_leaves_no_trace_and_old_files_do_not_bring_the_user_back(aws, sho
     # Erasing twice is safe: nothing is stored any more.
     status, again = erase(TARGET)
     assert status == 404 and "nothing is stored" in again["error"]["message"]
-    assert services.state_table().get("ERASED", user_hash(TARGET))["erased_at"] == report["erased_at"]
+    assert bootstrap.state_table().get("ERASED", user_hash(TARGET))["erased_at"] == report["erased_at"]
 
     # Re-sending the very same upload stores nothing again; the same history in other bytes
     # (here: not compressed) has the user's rows refused, without their content, every row counted.
@@ -209,19 +209,19 @@ def test_erase_leaves_no_trace_and_old_files_do_not_bring_the_user_back(aws, sho
     assert users["rows_rejected"] == 1
     assert holders_of(aws, TARGET) == []
 
-    interactions, _ = load_training_data(services.object_store())
+    interactions, _ = load_training_data(bootstrap.object_store())
     assert TARGET not in set(interactions.user_ids.tolist()) and "u00001" in set(interactions.user_ids.tolist())
 
     # A returning customer: events dated after the erase are stored.
-    later = (datetime.now(timezone.utc) + timedelta(seconds=5)).isoformat()
+    later = (datetime.now(UTC) + timedelta(seconds=5)).isoformat()
     status, back = call("ingest", "POST", "/v1/events", {"events": [{"user_id": TARGET, "item_id": "i0002",
                                                                      "timestamp": later}]})
     assert status == 200 and back["rows_stored"] == 1, back
-    interactions, _ = load_training_data(services.object_store())
+    interactions, _ = load_training_data(bootstrap.object_store())
     assert list(interactions.user_ids).count(TARGET) == 1
 
 
 def test_erasing_an_unknown_user_is_404_and_leaves_no_tombstone(aws):
     status, body = erase("nobody-like-this")
     assert status == 404 and "nothing is stored" in body["error"]["message"]
-    assert services.state_table().get("ERASED", user_hash("nobody-like-this")) is None
+    assert bootstrap.state_table().get("ERASED", user_hash("nobody-like-this")) is None

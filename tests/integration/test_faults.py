@@ -12,14 +12,14 @@ import sys
 import threading
 import time
 import types
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.awsrequest import AWSResponse
-
 from harness import BUCKET, TABLE, LambdaContext, call, load_handler, s3_event
-from tailor import services
-from tailor.training.job import Candidate
+
+from tailor import bootstrap
+from tailor.training.runner import Candidate
 from tests.fixtures.synthetic import promote_version, recommender_files, sentiment_files
 
 USERS = [f"u{i}" for i in range(8)]
@@ -46,7 +46,7 @@ def job(job_id: str) -> dict:
 @pytest.fixture
 def serving(aws):
     """A good recommender and sentiment version, current and already served once."""
-    registry = services.model_registry()
+    registry = bootstrap.model_registry()
     promote_version(registry, "recommender", "v1-good", recommender_files(USERS, ITEMS))
     promote_version(registry, "sentiment", "v1-good", sentiment_files("v1-good"))
     assert recommendations()[1]["model_version"] == "v1-good"
@@ -56,12 +56,12 @@ def serving(aws):
 
 def cold_start() -> None:
     """A new container: nothing cached (what Lambda does after a deploy, a scale-out or a crash)."""
-    services.reset()
+    bootstrap.reset()
 
 
 def expire_caches() -> None:
-    services.recommend_service().models.expire()
-    services.sentiment_service().models.expire()
+    bootstrap.recommend_service().models.expire()
+    bootstrap.sentiment_service().models.expire()
 
 
 class FakeTrainer:
@@ -90,14 +90,14 @@ def trainers(monkeypatch):
     """`trainers(model, **how)` installs a stand-in trainer where run_job imports it."""
     def install(model: str, **how) -> FakeTrainer:
         fake = FakeTrainer(model, **how)
-        monkeypatch.setitem(sys.modules, f"tailor.training.{model}_job", types.SimpleNamespace(train=fake.train))
+        monkeypatch.setitem(sys.modules, f"tailor.training.{model}.job", types.SimpleNamespace(train=fake.train))
         return fake
     return install
 
 
 def start_job(models: list[str], monkeypatch) -> dict:
     sent = []
-    monkeypatch.setattr(services.training_jobs(), "invoke", sent.append)
+    monkeypatch.setattr(bootstrap.training_jobs(), "invoke", sent.append)
     status, body = call("ingest", "POST", "/v1/training-jobs", {"models": models})
     assert status == 202, body
     return sent[-1]
@@ -145,7 +145,7 @@ def test_training_killed_by_a_timeout_leaves_a_running_job_and_the_old_model_ser
     seed_interactions()
     trainers("recommender")
     event = start_job(["recommender"], monkeypatch)
-    store = services.object_store()
+    store = bootstrap.object_store()
     real_put = store.put
 
     def put_then_die(key, body, *args, **kwargs):
@@ -170,10 +170,10 @@ def test_a_run_that_never_reported_back_is_shown_as_failed_after_the_function_ti
     # as FAILED (timed out). Checked: without that rule the status stays RUNNING forever.
     seed_interactions()
     event = start_job(["recommender"], monkeypatch)
-    services.training_jobs().mark_running(event["job_id"])
+    bootstrap.training_jobs().mark_running(event["job_id"])
     assert job(event["job_id"])["status"] == "RUNNING"
-    long_ago = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat(timespec="seconds").replace("+00:00", "Z")
-    services.state_table().update(f"JOB#{event['job_id']}", "JOB", set={"started_at": long_ago})
+    long_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    bootstrap.state_table().update(f"JOB#{event['job_id']}", "JOB", set={"started_at": long_ago})
     record = job(event["job_id"])
     assert record["status"] == "FAILED" and "timed out" in record["error"]
 
@@ -260,7 +260,7 @@ def no_sleep(monkeypatch):
 def test_s3_throttling_is_retried_with_backoff(aws, no_sleep):
     # Guards: _BOTO_CONFIG retries (standard mode, max_attempts 8). Checked: with botocore's
     # default (legacy, 5 attempts) or max_attempts 0, SlowDown escapes and this fails.
-    from tailor.storage import ObjectStore
+    from tailor.storage.s3 import ObjectStore
 
     store = ObjectStore(BUCKET)  # the client exactly as the functions build it
     store.put("some/key.json", b'{"ok": true}')
@@ -273,7 +273,7 @@ def test_s3_throttling_is_retried_with_backoff(aws, no_sleep):
 
 
 def test_dynamodb_throttling_is_retried_with_backoff(aws, no_sleep):
-    from tailor.storage import StateTable
+    from tailor.storage.dynamo import StateTable
 
     table = StateTable(TABLE)
     table.put({"pk": "X", "sk": "Y", "value": 1})
@@ -288,7 +288,7 @@ def test_dynamodb_throttling_is_retried_with_backoff(aws, no_sleep):
 def test_throttling_that_never_ends_is_a_clear_error_not_a_hang(aws, no_sleep):
     from botocore.exceptions import ClientError
 
-    from tailor.storage import StateTable
+    from tailor.storage.dynamo import StateTable
 
     table = StateTable(TABLE)
     calls = _throttle(table.table.meta.client, "GetItem", 100, 400,
@@ -348,7 +348,7 @@ def test_concurrent_training_requests_keep_job_records_and_the_pointer_whole(ser
         with lock:
             sent.append(payload)
 
-    monkeypatch.setattr(services.training_jobs(), "invoke", record)
+    monkeypatch.setattr(bootstrap.training_jobs(), "invoke", record)
     starts = []
 
     def start():
@@ -364,7 +364,7 @@ def test_concurrent_training_requests_keep_job_records_and_the_pointer_whole(ser
     assert len(job_ids) == 6 and {e["job_id"] for e in sent} == job_ids
 
     # The runs themselves, all at once, while a reader keeps loading whatever the pointer names.
-    from tailor.recommend_service import load_model
+    from tailor.recommend.service import load_model
 
     outcomes, seen, stop = [], [], threading.Event()
 

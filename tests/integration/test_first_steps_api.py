@@ -5,10 +5,10 @@ a model version's report."""
 import json
 
 import pytest
-
 from harness import BUCKET, LambdaContext, api_event, call, load_handler, s3_event
-from tailor.datasets import read_dataset
-from tailor.services import object_store, state_table
+
+from tailor.bootstrap import object_store, state_table
+from tailor.datasets.store import read_dataset
 
 EVENT = {"user_id": "u1", "item_id": "i9", "timestamp": "2026-11-28T09:00:00Z", "event_type": "view"}
 
@@ -138,11 +138,11 @@ def test_items_take_a_group_id(aws):
 
 
 def test_training_jobs_are_listed_newest_first_in_pages(aws, monkeypatch):
-    from tailor import services
+    from tailor import bootstrap
 
     started = []
-    monkeypatch.setattr(services.training_jobs(), "invoke", started.append)
-    monkeypatch.setattr(services.training_jobs(), "has_data", lambda dataset: True)
+    monkeypatch.setattr(bootstrap.training_jobs(), "invoke", started.append)
+    monkeypatch.setattr(bootstrap.training_jobs(), "has_data", lambda dataset: True)
     ids = [call("ingest", "POST", "/v1/training-jobs", {"models": ["sentiment"]})[1]["job_id"] for _ in range(5)]
     assert len(started) == 5
     seen, token = [], None
@@ -163,10 +163,10 @@ def test_training_jobs_are_listed_newest_first_in_pages(aws, monkeypatch):
 
 
 def test_a_model_versions_report_is_served_with_plot_links(aws):
-    from tailor.services import model_registry
+    from tailor.bootstrap import model_registry
 
     model_registry().save_version("sentiment", "v1", {"weights.npz": b"x"}, {"accuracy": 0.9},
-                                  {"report.json": b'{"accuracy": 0.9}', "report.md": "# Report\n".encode(),
+                                  {"report.json": b'{"accuracy": 0.9}', "report.md": b"# Report\n",
                                    "calibration.png": b"\x89PNG"})
     path = "/v1/models/sentiment/versions/v1/report"
     resource = "/v1/models/{model}/versions/{version}/report"

@@ -4,10 +4,10 @@ import gzip
 import json
 
 import pytest
-
 from harness import BUCKET, LambdaContext, call, load_handler, s3_event
-from tailor.datasets import read_dataset
-from tailor.services import object_store
+
+from tailor.bootstrap import object_store
+from tailor.datasets.store import read_dataset
 
 
 def upload(aws, key: str, body: bytes) -> dict:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import boto3
-
 from harness import BUCKET, TABLE
+
 from infra.local.moto_atomic import make_requests_atomic
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-
 from harness import LambdaContext, api_event, call
-from tailor.http import make_handler
+
+from tailor.api.http import make_handler
 
 router = APIGatewayRouter()
 

@@ -3,10 +3,11 @@
 import csv
 
 import pytest
-
 from harness import LambdaContext, call, fresh_account, load_handler
+
 from infra.datagen import PRESETS, generate
-from tailor import profile_service, services
+from tailor import bootstrap
+from tailor.customers import service as profile_service
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +15,7 @@ def trained(tmp_path_factory):
     """One trained model for the whole module: training is the slow part."""
     with pytest.MonkeyPatch.context() as monkeypatch, fresh_account(monkeypatch):
         sent = []
-        monkeypatch.setattr(services.training_jobs(), "invoke", sent.append)
+        monkeypatch.setattr(bootstrap.training_jobs(), "invoke", sent.append)
         # Live profile counters (tested in test_customers.py) cost ~500 moto DynamoDB updates per
         # batch here, 9 of this fixture's 10 minutes; this module is about recommendations.
         monkeypatch.setattr(profile_service, "LIVE_MAX_USERS", 0)

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
@@ -50,7 +49,7 @@ def hand_made_recommender(directory: Path) -> None:
 
 
 def tiny_sentiment(directory: Path) -> None:
-    from tailor.training.sentiment import train_sentiment  # TensorFlow here, in the test process only
+    from tailor.training.sentiment.model import train_sentiment  # TensorFlow here, in the test process only
 
     texts = ["good great love it", "great product, good value", "bad awful hate it", "awful, bad value"] * 10
     labels = ["positive", "positive", "negative", "negative"] * 10

@@ -2,17 +2,17 @@
 promotion gate and rollback, serving from the promoted version, batch scoring of reviews."""
 
 import pytest
-
 from harness import LambdaContext, call, load_handler
+
 from infra.datagen import PRESETS, generate
-from tailor import services
+from tailor import bootstrap
 
 
 @pytest.fixture
 def invocations(aws, monkeypatch):
     """Record the asynchronous invocations of the training function instead of sending them."""
     sent = []
-    monkeypatch.setattr(services.training_jobs(), "invoke", sent.append)
+    monkeypatch.setattr(bootstrap.training_jobs(), "invoke", sent.append)
     return sent
 
 
@@ -118,9 +118,9 @@ def test_a_failing_training_run_leaves_the_current_model_alone(invocations, tmp_
     reviews_ingested(tmp_path)
     post("/v1/training-jobs", {"models": ["sentiment"]})
     train(invocations[0])
-    before = services.model_registry().current("sentiment")
+    before = bootstrap.model_registry().current("sentiment")
 
-    import tailor.training.sentiment_job as sentiment_job
+    import tailor.training.sentiment.job as sentiment_job
 
     def explode(*args, **kwargs):
         raise MemoryError("simulated out-of-memory in the middle of training")
@@ -130,7 +130,7 @@ def test_a_failing_training_run_leaves_the_current_model_alone(invocations, tmp_
     assert train(invocations[1])["status"] == "FAILED"
     failed = job(queued["job_id"])[1]
     assert failed["status"] == "FAILED" and "simulated out-of-memory" in failed["error"]
-    assert services.model_registry().current("sentiment") == before
+    assert bootstrap.model_registry().current("sentiment") == before
     assert call("sentiment", "POST", "/v1/sentiment", {"text": "fine"})[0] == 200
 
 

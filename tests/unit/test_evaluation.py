@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tailor import evaluation
+from tailor.recommend import evaluation
 
 
 def test_temporal_holdout_takes_the_newest_ceil_fifth_per_user_and_breaks_time_ties_by_item():

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tailor.files import FileRejected, read_file
-from tailor.records import SCHEMAS
+from tailor.datasets.files import FileRejected, read_file
+from tailor.datasets.schemas import SCHEMAS
 
 INTERACTIONS = SCHEMAS["interactions"]
 LIMIT = 10 * 2**20
@@ -55,7 +55,7 @@ def test_windows_1252_json_lines_are_read_too():
 
 
 def test_column_mapping_renames_the_header_and_refuses_clashes():
-    from tailor.records import check_columns
+    from tailor.datasets.schemas import check_columns
 
     mapping = check_columns(INTERACTIONS, {"Customer_ID": "user_id", "product_id": "item_id", "date": "timestamp",
                                            "stars": "value"})

@@ -1,4 +1,4 @@
-"""Property tests for the ingest parsers (tailor.files, tailor.records).
+"""Property tests for the ingest parsers (tailor.datasets.files, tailor.datasets.schemas).
 
 Whatever arrives — any bytes, encoding, delimiter, huge field or mixed JSON types — ingest
 never crashes: the only whole-file failure is `FileRejected` with a message, and otherwise
@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tailor.files import FileRejected, read_file
-from tailor.records import (
+from tailor.datasets.files import FileRejected, read_file
+from tailor.datasets.schemas import (
     SCHEMAS,
     RowError,
     parse_categories,
@@ -184,8 +184,8 @@ def test_field_parsers_return_a_value_or_explain(parser, value):
 
 
 # ---- forgiving readers: ratings written as text, millisecond columns, column mappings ----------
-from tailor.errors import Invalid  # noqa: E402
-from tailor.records import apply_columns, check_columns, number_from_text  # noqa: E402
+from tailor.core.errors import Invalid  # noqa: E402
+from tailor.datasets.schemas import apply_columns, check_columns, number_from_text  # noqa: E402
 
 rating = st.decimals(min_value=0, max_value=10, places=1, allow_nan=False, allow_infinity=False)
 scale = st.sampled_from(["", " out of 5", "/5", " of 10", " out of 5 stars", " stars", " star"])

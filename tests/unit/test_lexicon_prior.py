@@ -3,7 +3,7 @@ says when it answered from it."""
 
 import numpy as np
 
-from tailor import lexicon_prior
+from tailor.sentiment import prior
 
 # Our own plain review sentences (bench/real_shops.py scores another 20).
 CHINESE = [
@@ -22,7 +22,7 @@ ENGLISH = [("Great value, I love it", "positive"), ("Comfortable and well made",
 
 
 def label(text: str) -> str:
-    positive, negative = lexicon_prior.probabilities(text)
+    positive, negative = prior.probabilities(text)
     return "positive" if positive > negative else "negative"
 
 
@@ -33,11 +33,11 @@ def test_plain_chinese_reviews_are_read_without_training_data():
 
 def test_english_reviews_and_negation():
     assert [label(text) for text, _ in ENGLISH] == [truth for _, truth in ENGLISH]
-    assert lexicon_prior.probabilities("the box arrived on tuesday") == (0.5, 0.5)
+    assert prior.probabilities("the box arrived on tuesday") == (0.5, 0.5)
 
 
 def test_a_language_the_model_never_trained_on_is_scored_by_the_prior_with_a_note():
-    from tailor.sentiment import SentimentScorer
+    from tailor.sentiment.scorer import SentimentScorer
 
     class Artifact:  # what _blend_prior reads of an artifact
         metadata = {"languages": {"en": {"positive": 900, "negative": 300}}}

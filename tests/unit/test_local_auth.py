@@ -93,7 +93,7 @@ def test_wrong_secret_unknown_key_wrong_region_and_old_signature_are_refused(gat
     assert gate.check(ADMIN, _signed("POST", "/v1/events", secret="guess")).message == BAD_SIGNATURE
     assert gate.check(ADMIN, _signed("POST", "/v1/events", key="AKIDOTHER")).message == UNKNOWN_KEY
     assert "region" in gate.check(ADMIN, _signed("POST", "/v1/events", region="eu-west-1")).message
-    later = Gatekeeper("the-key", clock=lambda: dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=6))
+    later = Gatekeeper("the-key", clock=lambda: dt.datetime.now(dt.UTC) + dt.timedelta(minutes=6))
     assert later.check(ADMIN, _signed("POST", "/v1/events")).message.startswith("Signature expired")
 
 

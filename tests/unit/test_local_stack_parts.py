@@ -11,8 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.apigateway import (HttpRequest, MalformedProxyResponse, NoRoute, RouteMatch, RouteTable,
-                                    build_proxy_event, proxy_response)
+from infra.local.apigateway import (
+    HttpRequest,
+    MalformedProxyResponse,
+    NoRoute,
+    RouteMatch,
+    RouteTable,
+    build_proxy_event,
+    proxy_response,
+)
 from infra.local.intrinsics import Resolver, TemplateError
 from infra.local.model import ApiRoute, S3Subscription, load_stack_model, merge_globals
 from infra.local.s3events import route_notification

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tailor.logsafe import exception_summary
+from tailor.core.logsafe import exception_summary
 
 
 def _raise_with_customer_text():
@@ -31,7 +31,7 @@ def test_an_unhandled_error_in_a_route_logs_no_customer_text(caplog):
 
     from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-    from tailor.http import build_app
+    from tailor.api.http import build_app
 
     router = APIGatewayRouter()
 

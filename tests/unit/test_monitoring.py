@@ -11,7 +11,7 @@ import pytest
 from infra.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
-# Every metric the code emits (shared/tailor/observability.py lists them with their meaning).
+# Every metric the code emits (shared/tailor/core/observability.py lists them with their meaning).
 EMITTED = {"Requests", "Latency", "ServerErrors", "Fallback", "ModelVersionServed", "RowsStored", "RowsRejected",
            "TrainingDuration", "TrainingJobsFailed", "ColdStart"}
 
@@ -34,7 +34,7 @@ def _dashboard(template: dict) -> dict:
 def test_every_emitted_metric_is_documented_and_emitted_by_the_code():
     source = "\n".join(p.read_text() for p in (ROOT / "shared" / "tailor").rglob("*.py")) \
         + (ROOT / "functions" / "train" / "app.py").read_text()
-    documented = (ROOT / "shared" / "tailor" / "observability.py").read_text()
+    documented = (ROOT / "shared" / "tailor" / "core" / "observability.py").read_text()
     for name in EMITTED - {"ColdStart"}:
         assert f'"{name}"' in source, f"no code emits {name}"
         assert f"`{name}`" in documented, f"{name} is not described in observability.py"

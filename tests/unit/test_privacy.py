@@ -5,15 +5,15 @@ import boto3
 import numpy as np
 import pytest
 from moto import mock_aws
-
-from tailor.errors import NotFound
-from tailor.privacy import drop_erased, user_hash
-from tailor.recommender import Recommender
-from tailor.records import SCHEMAS, validate_records
-from tailor.registry import ModelCache, ModelRegistry
-from tailor.storage import ObjectStore
-
 from test_recommender import artifact
+
+from tailor.core.errors import NotFound
+from tailor.datasets.schemas import SCHEMAS, validate_records
+from tailor.models.cache import ModelCache
+from tailor.models.registry import ModelRegistry
+from tailor.privacy.erase import drop_erased, user_hash
+from tailor.recommend.scorer import Recommender
+from tailor.storage.s3 import ObjectStore
 
 
 def test_without_users_removes_every_row_of_the_user():
@@ -112,7 +112,7 @@ def test_replace_and_purge_leave_no_older_version(store):
 
 
 def test_model_cache_reloads_when_the_pointer_revision_changes(store):
-    from tailor.storage import StateTable
+    from tailor.storage.dynamo import StateTable
 
     class NoState(StateTable):
         def __init__(self):
@@ -137,7 +137,7 @@ def test_model_cache_reloads_when_the_pointer_revision_changes(store):
 def test_model_cache_reloads_on_the_next_request_after_a_serving_signal(store):
     """The erase path: pointer revision bumped, then ModelCache.signal; a warm cache far from its
     TTL reloads on its very next request, with one stamp read per request and no reload otherwise."""
-    from tailor.storage import StateTable
+    from tailor.storage.dynamo import StateTable
 
     class DictState(StateTable):
         def __init__(self):
@@ -186,7 +186,7 @@ def test_model_cache_reloads_on_the_next_request_after_a_serving_signal(store):
 
 
 def test_users_erased_while_a_job_trained_are_found_by_their_hash():
-    from tailor.privacy import users_erased_since
+    from tailor.privacy.erase import users_erased_since
 
     class Tombstones:
         def query(self, pk):

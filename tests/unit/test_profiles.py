@@ -1,4 +1,4 @@
-"""Customer profiles and segments (tailor.profiles): exact activity numbers on a hand-made shop,
+"""Customer profiles and segments (tailor.customers.profiles): exact activity numbers on a hand-made shop,
 and segment behaviour on planted clusters."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import re
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +17,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tailor.profiles import (MIN_LIFT, NO_ACTIVITY_NAME, SILHOUETTE_TOLERANCE, USERS_PER_SEGMENT,
-                             build_profiles, min_segment_size, parse_price)
+from tailor.customers.profiles import (
+    MIN_LIFT,
+    NO_ACTIVITY_NAME,
+    SILHOUETTE_TOLERANCE,
+    USERS_PER_SEGMENT,
+    build_profiles,
+    min_segment_size,
+    parse_price,
+)
 
 SHARED = str(Path(__file__).resolve().parents[2] / "shared")
 
 
 def ms(text: str) -> int:
-    return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def interactions_table(rows: list[tuple]) -> pa.Table:
@@ -277,7 +284,7 @@ class Block:  # as in the Lambda layer: none of these is installed
 sys.meta_path.insert(0, Block())
 sys.path.insert(0, %r)
 import pyarrow as pa
-from tailor.profiles import build_profiles
+from tailor.customers.profiles import build_profiles
 table = pa.table({'user_id': ['a', 'b', 'c', 'd'], 'item_id': ['x', 'y', 'x', 'z'],
                   'timestamp': pa.array([0, 86400000, 2, 3], pa.timestamp('ms', tz='UTC'))})
 build = build_profiles(table, pa.table({'item_id': ['x', 'y'], 'categories': ['A|B', 'C']}), None, now_ms=10**9)
@@ -317,9 +324,9 @@ LIFT_IN_TEXT = re.compile(r"(\d+(?:\.\d+)?)× the base share")
 
 def shop_tables(folder) -> dict:
     """A generated shop's CSV files as stored datasets (through the upload parser)."""
-    from tailor.datasets import to_table
-    from tailor.files import read_file
-    from tailor.records import SCHEMAS
+    from tailor.datasets.files import read_file
+    from tailor.datasets.schemas import SCHEMAS
+    from tailor.datasets.store import to_table
 
     out = {}
     for name in ("interactions", "items", "users", "reviews"):

@@ -1,6 +1,6 @@
 """The promotion gate: beat the baseline, and do not fall too far below the current version."""
 
-from tailor.registry import promotion_decision
+from tailor.models.promotion import promotion_decision
 
 
 def current(score):

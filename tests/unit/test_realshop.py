@@ -10,8 +10,8 @@ from collections import Counter, defaultdict
 import pytest
 
 from infra import realshop
-from tailor.files import read_file
-from tailor.records import SCHEMAS
+from tailor.datasets.files import read_file
+from tailor.datasets.schemas import SCHEMAS
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from tailor.errors import NotFound, Unavailable
-from tailor.recommender import Recommender, RecommenderArtifact, text_token_keys
-from tailor.text import TokenizerConfig
+from tailor.core.errors import NotFound, Unavailable
+from tailor.recommend.scorer import Recommender, RecommenderArtifact, text_token_keys
+from tailor.sentiment.text import TokenizerConfig
 
 TOKENIZER = TokenizerConfig(word_ngrams=1, cjk_ngrams=2)
 SPACE_KEY = text_token_keys(["space"], TOKENIZER)[0][0]

@@ -1,4 +1,4 @@
-"""The NumPy scorer (tailor.recommender) computes what the Keras models compute, and serving
+"""The NumPy scorer (tailor.recommend.scorer) computes what the Keras models compute, and serving
 never imports TensorFlow.
 
 Trains tiny models on synthetic data for a couple of epochs (seconds), exports them through the
@@ -15,9 +15,13 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from tailor.recommender import Recommender  # noqa: E402
-from tailor.training.recommender import (  # noqa: E402
-    Interactions, ItemCatalog, RatingConfig, RetrievalConfig, train_recommender,
+from tailor.recommend.scorer import Recommender  # noqa: E402
+from tailor.training.recommender.model import (
+    Interactions,
+    ItemCatalog,
+    RatingConfig,
+    RetrievalConfig,
+    train_recommender,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,7 +106,7 @@ def test_serving_does_not_import_tensorflow(trained, tmp_path):
     expected = [item for item, _ in scorer.recommend("u3", k=5)]
     code = f"""
 import json, sys
-from tailor.recommender import Recommender
+from tailor.recommend.scorer import Recommender
 scorer = Recommender.load({str(tmp_path)!r})
 top = [item for item, _ in scorer.recommend("u3", k=5)]
 scorer.from_recent_items(["i1", "i4"], k=3)

@@ -4,9 +4,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tailor.records import (RowError, SCHEMAS, dataset_name, parse_id, parse_label, parse_number,
-                            parse_timestamp, validate_records)
-from tailor.errors import Invalid
+from tailor.core.errors import Invalid
+from tailor.datasets.schemas import (
+    SCHEMAS,
+    RowError,
+    dataset_name,
+    parse_id,
+    parse_label,
+    parse_number,
+    parse_timestamp,
+    validate_records,
+)
 
 
 @pytest.mark.parametrize("value,expected", [

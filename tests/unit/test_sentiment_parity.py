@@ -1,4 +1,4 @@
-"""The NumPy sentiment scorer (tailor.sentiment) computes what the Keras model computes, and
+"""The NumPy sentiment scorer (tailor.sentiment.scorer) computes what the Keras model computes, and
 serving never imports TensorFlow.
 
 Trains tiny models on a synthetic English + Chinese corpus for a few epochs (seconds),
@@ -16,8 +16,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from tailor.sentiment import SentimentArtifact, SentimentScorer  # noqa: E402
-from tailor.training.sentiment import (  # noqa: E402
+from tailor.sentiment.scorer import SentimentArtifact, SentimentScorer  # noqa: E402
+from tailor.training.sentiment.model import (
     SentimentTrainingConfig,
     keras_probabilities,
     labels_from_ratings,
@@ -142,7 +142,7 @@ def test_serving_never_imports_tensorflow(binary, tmp_path):
     binary[0].artifact.save(tmp_path)
     script = (
         "import sys\n"
-        "from tailor.sentiment import SentimentScorer\n"
+        "from tailor.sentiment.scorer import SentimentScorer\n"
         f"scorer = SentimentScorer.load({str(tmp_path)!r})\n"
         "results = scorer.score(['great room', '很差', ''])\n"
         "assert [r['label'] for r in results][2] == 'NEUTRAL'\n"

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("keras")
 
-from tailor.training.sentiment import _validation_split  # noqa: E402
+from tailor.training.sentiment.model import _validation_split  # noqa: E402
 
 POSITIVE = ["great", "lovely", "charming", "superb", "moving"]
 NEGATIVE = ["dull", "awful", "tedious", "clumsy", "flat"]

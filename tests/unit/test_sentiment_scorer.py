@@ -1,11 +1,11 @@
-"""The NumPy sentiment scorer (tailor.sentiment) on hand-made artifacts: no TensorFlow needed."""
+"""The NumPy sentiment scorer (tailor.sentiment.scorer) on hand-made artifacts: no TensorFlow needed."""
 
 import json
 
 import numpy as np
 import pytest
 
-from tailor.sentiment import (
+from tailor.sentiment.scorer import (
     CONFIG_FILE,
     EMPTY_NOTE,
     WEIGHTS_FILE,
@@ -13,7 +13,7 @@ from tailor.sentiment import (
     SentimentScorer,
     rows_of_keys,
 )
-from tailor.text import encode_batch, ngram_key
+from tailor.sentiment.text import encode_batch, ngram_key
 
 
 def artifact(classes=("negative", "positive"), weights=None, head_weights=(0.5, 0.5), threshold=0.6):
@@ -80,7 +80,7 @@ def test_a_request_can_choose_the_neutral_threshold():
 
 
 def test_character_ngrams_add_each_distinct_words_known_grams():
-    from tailor.text import TokenizerConfig, char_ngram_key, char_ngrams
+    from tailor.sentiment.text import TokenizerConfig, char_ngram_key, char_ngrams
 
     config = TokenizerConfig(char_ngrams=4, char_min=3)
     weights = {"<go": (-1.0, 1.0), "ood": (-0.5, 0.5), "<ba": (2.0, -2.0)}  # character n-grams

@@ -4,11 +4,17 @@ serves is scored from NumPy exactly as the candidate was; reasons never cite a d
 import numpy as np
 import pytest
 
-from tailor.recommend_service import FILLER_REASON, RecommendService, ServedModel
-from tailor.recommender import Recommender, RecommenderArtifact
-from tailor.text import TokenizerConfig
-from tailor.training.recommender_job import (Interactions, choose_served, disliked_pairs, ease_weights, serve_with,
-                                             with_reason_history)
+from tailor.recommend.scorer import Recommender, RecommenderArtifact
+from tailor.recommend.service import FILLER_REASON, RecommendService, ServedModel
+from tailor.sentiment.text import TokenizerConfig
+from tailor.training.recommender.job import (
+    Interactions,
+    choose_served,
+    disliked_pairs,
+    ease_weights,
+    serve_with,
+    with_reason_history,
+)
 
 N_USERS, N_ITEMS, DIM = 30, 12, 3
 
@@ -128,7 +134,7 @@ def test_reviews_rated_low_or_negative_are_disliked(rating, label, disliked):
 
 
 def test_variants_with_the_same_customers_are_found_and_count_once():
-    from tailor import evaluation
+    from tailor.recommend import evaluation
 
     rng = np.random.default_rng(3)
     x = (rng.random((40, 6)) < 0.3).astype(float)

@@ -154,7 +154,7 @@ def test_admin_routes_need_iam_and_website_routes_an_api_key_with_a_usage_plan(t
     assert plan["Throttle"] == {"RateLimit": {"Ref": "ApiRateLimit"}, "BurstLimit": {"Ref": "ApiBurstLimit"}}
     assert plan["Quota"] == {"Limit": {"Ref": "ApiQuotaLimit"}, "Period": {"Ref": "ApiQuotaPeriod"}}
     seen = set()
-    for function, props in _events(template, "Api"):
+    for _function, props in _events(template, "Api"):
         route = (props["Method"].upper(), props["Path"])
         seen.add(route)
         if route in WEBSITE_ROUTES:

@@ -1,4 +1,4 @@
-"""The tokenizer shared by sentiment training and serving (tailor.text)."""
+"""The tokenizer shared by sentiment training and serving (tailor.sentiment.text)."""
 
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tailor.text import (
+from tailor.sentiment.text import (
     NOT_TOKEN,
     NUMBER_TOKEN,
     URL_TOKEN,
@@ -28,7 +28,7 @@ from tailor.text import (
     normalize,
     tokenize,
 )
-from tailor.text import _lexicon_name as lexicon_name
+from tailor.sentiment.text import _lexicon_name as lexicon_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,7 +180,7 @@ def test_batch_encoding_matches_the_reference_keys_per_text():
 
 def test_keys_are_stable_across_processes_and_hash_seeds():
     """Python's str hash is salted per process; the keys must not be."""
-    script = "from tailor.text import encode_batch; print(sorted(int(k) for k in encode_batch(['Nice 房间 :)'])[0]))"
+    script = "from tailor.sentiment.text import encode_batch; print(sorted(int(k) for k in encode_batch(['Nice 房间 :)'])[0]))"
     outputs = set()
     for seed in ("1", "2"):
         completed = subprocess.run(
@@ -273,7 +273,7 @@ def test_batch_words_equal_the_word_tokens_of_each_text(texts):
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=80))
 def test_the_ascii_fast_path_finds_the_same_tokens(text):
-    from tailor import text as module
+    from tailor.sentiment import text as module
 
     normalized = normalize(text)
     assert module._FIND_ASCII_RE.findall(normalized) == module._FIND_RE.findall(normalized)

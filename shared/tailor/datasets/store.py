@@ -1,0 +1,129 @@
+"""Stored datasets: validated rows as Parquet under `datasets/<name>/`, and reading them back.
+
+Layout (what training and other readers rely on):
+- `datasets/interactions/month=YYYY-MM/<batch>.parquet`: interactions partitioned by the month of
+  their timestamp, so a reader can take all of it or only a time range;
+- `datasets/<items|users|reviews>/<batch>.parquet`: one file per ingested batch.
+`<batch>` is a content hash of the ingested file or request body, so writing the same batch
+again replaces the same objects. Every row carries `_ingested_at` (Unix ms): for items, users
+and reviews the newest row per key wins; interactions are de-duplicated on their full key.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+from tailor.datasets.schemas import SCHEMAS, Schema, Validated
+from tailor.storage.s3 import ObjectStore
+
+PREFIX = "datasets/"
+
+
+def _arrow_type(kind: str):
+    import pyarrow as pa
+
+    return {"string": pa.string(), "float64": pa.float64(),
+            "timestamp": pa.timestamp("ms", tz="UTC")}[kind]
+
+
+def to_table(validated: Validated, ingested_at_ms: int):
+    import pyarrow as pa
+
+    arrays, names = [], []
+    kinds = {f.name: f.arrow_type for f in validated.schema.fields}
+    for name, values in validated.columns.items():
+        arrays.append(pa.array(values, type=_arrow_type(kinds.get(name, "string"))))
+        names.append(name)
+    arrays.append(pa.array([ingested_at_ms] * validated.rows, type=pa.int64()))
+    names.append("_ingested_at")
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _parquet_bytes(table) -> bytes:
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def month_of(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m")
+
+
+def write_batch(store: ObjectStore, validated: Validated, batch_id: str, ingested_at_ms: int) -> list[str]:
+    """Write accepted rows as Parquet; returns the keys written."""
+    if validated.rows == 0:
+        return []
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    schema = validated.schema
+    table = to_table(validated, ingested_at_ms)
+    keys = []
+    if schema.name == "interactions":
+        months = pc.strftime(table.column("timestamp"), format="%Y-%m")
+        for month in sorted(set(months.to_pylist())):
+            part = table.filter(pc.equal(months, pa.scalar(month)))
+            key = f"{PREFIX}interactions/month={month}/{batch_id}.parquet"
+            store.put(key, _parquet_bytes(part))
+            keys.append(key)
+    else:
+        key = f"{PREFIX}{schema.name}/{batch_id}.parquet"
+        store.put(key, _parquet_bytes(table))
+        keys.append(key)
+    return keys
+
+
+def dataset_keys(store: ObjectStore, name: str, start_ms: int | None = None,
+                 end_ms: int | None = None) -> list[str]:
+    keys = [k for k in store.keys(f"{PREFIX}{name}/") if k.endswith(".parquet")]
+    if name == "interactions" and (start_ms is not None or end_ms is not None):
+        first = month_of(start_ms) if start_ms is not None else "0000-00"
+        last = month_of(end_ms) if end_ms is not None else "9999-99"
+        keys = [k for k in keys if first <= k.split("month=")[1][:7] <= last]
+    return sorted(keys)
+
+
+def read_dataset(store: ObjectStore, name: str, *, start_ms: int | None = None,
+                 end_ms: int | None = None):
+    """All stored rows of a dataset as one pyarrow Table, de-duplicated (see module doc).
+
+    `start_ms`/`end_ms` (interactions, reviews) keep rows with start <= timestamp < end.
+    Returns None when nothing is stored yet.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    schema: Schema = SCHEMAS[name]
+    tables = [pq.read_table(io.BytesIO(store.get(k))) for k in dataset_keys(store, name, start_ms, end_ms)]
+    if not tables:
+        return None
+    table = pa.concat_tables(tables, promote_options="default")
+    if "timestamp" in table.column_names and (start_ms is not None or end_ms is not None):
+        ts = pc.cast(table.column("timestamp"), pa.int64())
+        mask = pc.and_(pc.greater_equal(ts, start_ms if start_ms is not None else -(2**62)),
+                       pc.less(ts, end_ms if end_ms is not None else 2**62))
+        table = table.filter(mask)
+    return latest_per_key(table, schema.key)
+
+
+def latest_per_key(table, key: tuple[str, ...]):
+    """Keep the most recently ingested row for each key (rows without a key are all kept)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not key or table.num_rows == 0:
+        return table
+    table = table.append_column("_row", pa.array(range(table.num_rows), type=pa.int64()))
+    has_key = pc.is_valid(table.column(key[0]))
+    keyed, unkeyed = table.filter(has_key), table.filter(pc.invert(has_key))
+    # Within equal keys the later row in ingest order wins: sort by time, then take the last.
+    keyed = keyed.sort_by([("_ingested_at", "ascending"), ("_row", "ascending")])
+    keyed = keyed.append_column("_order", pa.array(range(keyed.num_rows), type=pa.int64()))
+    winners = keyed.group_by(list(key), use_threads=False).aggregate([("_order", "max")])
+    keep = pc.is_in(keyed.column("_order"), value_set=winners.column("_order_max"))
+    out = pa.concat_tables([keyed.filter(keep).drop_columns(["_order"]), unkeyed])
+    return out.sort_by([("_row", "ascending")]).drop_columns(["_row"])

@@ -1,0 +1,116 @@
+"""Versioned model artifacts, the promotion pointer, and the per-container serving cache.
+
+- `models/<model>/<version>/<file>`: immutable artifacts of one version;
+- `reports/<model>/<version>/`: the evaluation report (JSON, Markdown, PNG);
+- `models/<model>/current.json`: the pointer serving follows, written last (promotion is one
+  small write, rollback is writing it back);
+- StateTable `MODEL#<model>` / `VERSION#<version>`: metrics and the promotion decision.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tailor.core.clock import now_iso
+from tailor.core.errors import NotFound
+from tailor.storage.dynamo import StateTable
+from tailor.storage.s3 import ObjectStore
+
+# Which models exist, which dataset trains each, and whether this release can train it yet.
+MODELS: dict[str, dict] = {
+    "recommender": {"dataset": "interactions", "available": True},
+    "sentiment": {"dataset": "reviews", "available": True},
+}
+
+
+
+
+
+
+class ModelRegistry:
+    def __init__(self, store: ObjectStore, state: StateTable):
+        self.store = store
+        self.state = state
+
+    # ---- writing (training job) ---------------------------------------------------------
+    def save_version(self, model: str, version: str, artifacts: dict[str, bytes],
+                     metrics: dict, report: dict[str, bytes], job_id: str | None = None) -> None:
+        for name, body in artifacts.items():
+            self.store.put(f"models/{model}/{version}/{name}", body)
+        for name, body in report.items():
+            content_type = {"json": "application/json", "md": "text/markdown", "png": "image/png"}.get(
+                name.rsplit(".", 1)[-1], "application/octet-stream")
+            self.store.put(f"reports/{model}/{version}/{name}", body, content_type)
+        self.state.put({"pk": f"MODEL#{model}", "sk": f"VERSION#{version}", "model": model,
+                        "version": version, "created_at": now_iso(), "metrics": metrics,
+                        "job_id": job_id, "artifacts": sorted(artifacts),
+                        "report_prefix": f"reports/{model}/{version}/"})
+
+    def record_decision(self, model: str, version: str, promoted: bool, reason: str) -> None:
+        self.state.update(f"MODEL#{model}", f"VERSION#{version}",
+                          set={"promoted": promoted, "decision": reason, "decided_at": now_iso()})
+
+    def promote(self, model: str, version: str, reason: str = "promoted by request") -> dict:
+        if model not in MODELS:
+            raise NotFound(f"unknown model {model!r}: models are {', '.join(MODELS)}")
+        if not self.state.get(f"MODEL#{model}", f"VERSION#{version}"):
+            raise NotFound(f"model {model} has no version {version!r}; GET /v1/models lists them")
+        pointer = {"model": model, "version": version, "promoted_at": now_iso(), "reason": reason}
+        self.store.put_json(f"models/{model}/current.json", pointer)  # the one write serving follows
+        self.state.update(f"MODEL#{model}", f"VERSION#{version}",
+                          set={"promoted": True, "last_promoted_at": pointer["promoted_at"]})
+        return pointer
+
+    def bump_revision(self, model: str, reason: str) -> dict | None:
+        """The current version's artifacts were rewritten in place (privacy erase): a new
+        `revision` on the pointer makes every serving container reload the same version."""
+        pointer = self.current(model)
+        if pointer is None:
+            return None
+        pointer = {**pointer, "revision": int(pointer.get("revision") or 0) + 1,
+                   "revised_at": now_iso(), "revision_reason": reason}
+        self.store.put_json(f"models/{model}/current.json", pointer)
+        return pointer
+
+    # ---- reading --------------------------------------------------------------------------
+    def current(self, model: str) -> dict | None:
+        try:
+            return self.store.get_json(f"models/{model}/current.json")
+        except KeyError:
+            return None
+
+    def version(self, model: str, version: str) -> dict | None:
+        return self.state.get(f"MODEL#{model}", f"VERSION#{version}")
+
+    def artifact(self, model: str, version: str, name: str) -> bytes:
+        return self.store.get(f"models/{model}/{version}/{name}")
+
+    def overview(self) -> list[dict]:
+        out = []
+        for model, info in MODELS.items():
+            current = self.current(model)
+            versions = self.state.query(f"MODEL#{model}", newest_first=True, limit=20)
+            serving = next((v for v in versions if current and v.get("version") == current["version"]), None) or {}
+            out.append({
+                "model": model,
+                "available": info["available"],
+                "current_version": current["version"] if current else None,
+                # Which candidate the current version serves (e.g. EASE on a small catalog) and why.
+                "served": ((serving.get("metrics") or {}).get("served") or {}).get("name"),
+                "decision": serving.get("decision"),
+                "versions": [{k: v for k, v in item.items() if k not in ("pk", "sk", "model")}
+                             | {"current": bool(current and item["version"] == current["version"])}
+                             for item in versions],
+            })
+        return out
+
+
+
+
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str).encode()
+
+

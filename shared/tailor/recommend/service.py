@@ -1,0 +1,181 @@
+"""Recommendations as a service (RecommendFunction, NumPy only): top-k for a user, anonymous
+sessions, similar items, re-ranking — each item with a reason a person can read.
+
+Strategies (the `strategy` field of every answer):
+- `personalized`: a known user, scored by the current model;
+- `session`: an anonymous visitor, from the items of the session (fold-in of recent items);
+- `popular`: a user or session the model knows nothing about gets the most popular items
+  (in the requested category when one is given);
+- `content`: similar items for an item added after the model was trained, from its content.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from tailor.core.errors import Invalid, NotFound
+from tailor.models.cache import ModelCache
+from tailor.models.registry import ModelRegistry
+from tailor.recommend.scorer import ARTIFACT_FILES, Recommender
+
+CATALOG_FILE = "catalog.json"
+MAX_K = 100
+MAX_CANDIDATES = 500
+REASON_HISTORY = 20  # the reason names the most similar of the user's latest items
+FILLER_REASON = "recommended for you"  # no history item to cite, or a score below the floor
+
+
+@dataclass
+class ServedModel:
+    recommender: Recommender
+    catalog: dict  # item_id -> {"title", "categories"}
+
+    def title(self, item_id: str) -> str:
+        return (self.catalog.get(item_id) or {}).get("title") or item_id
+
+
+def load_model(registry: ModelRegistry, version: str) -> ServedModel:
+    files = {name: registry.artifact("recommender", version, name) for name in ARTIFACT_FILES}
+    catalog = json.loads(registry.artifact("recommender", version, CATALOG_FILE))
+    return ServedModel(Recommender.from_files(files), catalog)
+
+
+def check_k(k: int) -> int:
+    if not 1 <= k <= MAX_K:
+        raise Invalid(f"k must be between 1 and {MAX_K}, got {k}")
+    return k
+
+
+class RecommendService:
+    def __init__(self, models: ModelCache[ServedModel], new_items=None):
+        self.models = models
+        self.new_items = new_items  # callable(model) -> items added after training, or None
+
+    def _model(self) -> tuple[ServedModel, str]:
+        return self.models.get()
+
+    # ---- routes ---------------------------------------------------------------------------
+    def for_user(self, user_id: str, k: int = 10, category: str | None = None, exclude: list[str] = (),
+                 include_seen: bool = False) -> dict:
+        check_k(k)
+        model, version = self._model()
+        rec = model.recommender
+        categories = [category] if category else None
+        self._check_category(model, category)
+        if not rec.has_user(user_id):
+            return self._popular(model, version, k, exclude, categories, category,
+                                 note=f"user {user_id!r} has no history in the current model")
+        scored = rec.recommend(user_id, k, exclude_seen=not include_seen, exclude=exclude, categories=categories)
+        latest = rec.reason_item_rows(user_id)[:REASON_HISTORY]
+        reasons = self._because(model, latest, scored, rec.score_floor(user_id))
+        return self._answer("personalized", version, model, scored, reasons,
+                            note=self._short(scored, k, category, "not already seen"))
+
+    def for_session(self, recent_items: list[str], k: int = 10, category: str | None = None,
+                    exclude: list[str] = ()) -> dict:
+        check_k(k)
+        model, version = self._model()
+        rec = model.recommender
+        self._check_category(model, category)
+        categories = [category] if category else None
+        known = [i for i in recent_items if rec.has_item(i)]
+        if not known:
+            return self._popular(model, version, k, list(exclude) + list(recent_items), categories, category,
+                                 note="none of the recent items is known to the current model")
+        scored = rec.from_recent_items(known, k, exclude=exclude, categories=categories)
+        rows = np.array([rec.item_row(i) for i in reversed(known)][:REASON_HISTORY])
+        return self._answer("session", version, model, scored, self._because(model, rows, scored),
+                            note=self._short(scored, k, category, "not in the session"))
+
+    def similar(self, item_id: str, k: int = 10, category: str | None = None) -> dict:
+        check_k(k)
+        model, version = self._model()
+        rec = model.recommender
+        self._check_category(model, category)
+        new = not rec.has_item(item_id)
+        if new and not self._add_new_item(model, item_id):
+            raise NotFound(f"unknown item {item_id!r}: it is neither in the model nor in the catalog")
+        scored = rec.similar_items(item_id, k, categories=[category] if category else None)
+        reasons = [f"similar to {model.title(item_id)}"] * len(scored)
+        notes = ["item is newer than the model: its vector comes from its content" if new else None,
+                 self._short(scored, k, category, "other than this one")]
+        return self._answer("content" if new else "similar", version, model, scored, reasons,
+                            note="; ".join(n for n in notes if n) or None)
+
+    def rank(self, user_id: str, item_ids: list[str]) -> dict:
+        if not item_ids:
+            raise Invalid('"item_ids" must list at least one item')
+        if len(item_ids) > MAX_CANDIDATES:
+            raise Invalid(f"at most {MAX_CANDIDATES} item_ids per request, got {len(item_ids)}")
+        model, version = self._model()
+        rec = model.recommender
+        unknown = [i for i in item_ids if not rec.has_item(i)]
+        if unknown:
+            raise NotFound(f"unknown item(s): {', '.join(unknown[:10])}", details={"unknown_items": unknown})
+        if rec.has_user(user_id):
+            scored = sorted(rec.score_items(user_id, item_ids), key=lambda pair: -pair[1])
+            latest = rec.reason_item_rows(user_id)[:REASON_HISTORY]
+            reasons = self._because(model, latest, scored, rec.score_floor(user_id))
+            return self._answer("personalized", version, model, scored, reasons)
+        popularity = {item: score for item, score in rec.popular(rec.n_items)}
+        scored = sorted(((i, popularity.get(i, 0.0)) for i in item_ids), key=lambda pair: -pair[1])
+        return self._answer("popular", version, model, scored, ["popular right now"] * len(scored),
+                            note=f"user {user_id!r} has no history in the current model")
+
+    # ---- helpers --------------------------------------------------------------------------
+    def _popular(self, model, version, k, exclude, categories, category, note) -> dict:
+        scored = model.recommender.popular(k, exclude=exclude, categories=categories)
+        reason = f"popular in {category}" if category else "popular right now"
+        short = self._short(scored, k, category, "left after the exclusions")
+        return self._answer("popular", version, model, scored, [reason] * len(scored),
+                            note="; ".join(n for n in (note, short) if n))
+
+    @staticmethod
+    def _short(scored, k: int, category: str | None, which: str) -> str | None:
+        """A note when fewer than k items come back, saying why."""
+        if len(scored) >= k:
+            return None
+        where = f" in category {category!r}" if category else " in the catalog"
+        return f"only {len(scored)} of the {k} requested: that is every item{where} {which}"
+
+    def _because(self, model: ServedModel, history_rows: np.ndarray, scored, floor: float = -np.inf) -> list[str]:
+        """For each recommended item, the history item whose vector is closest to it.
+
+        ``history_rows`` are the items a reason may cite (never one the customer rated low or
+        reviewed negatively); an item scored at or below ``floor`` (the customer's median score,
+        see ``Recommender.score_floor``) is filler, not a match, and cites nothing."""
+        rec = model.recommender
+        if not len(history_rows) or not scored:
+            return [FILLER_REASON] * len(scored)
+        unit = rec.unit_item_matrix
+        rows = np.array([rec.item_row(item) for item, _ in scored])
+        closest = np.asarray(history_rows)[np.argmax(unit[rows] @ unit[np.asarray(history_rows)].T, axis=1)]
+        return [f"because you chose {model.title(rec.item_id(h))}" if score > floor else FILLER_REASON
+                for h, (_, score) in zip(closest, scored)]
+
+    @staticmethod
+    def _answer(strategy, version, model, scored, reasons, note=None) -> dict:
+        answer = {"strategy": strategy, "model_version": version,
+                  "items": [{"item_id": item, "score": round(score, 6), "title": model.title(item), "reason": why}
+                            for (item, score), why in zip(scored, reasons)]}
+        if note:
+            answer["note"] = note
+        return answer
+
+    @staticmethod
+    def _check_category(model: ServedModel, category: str | None) -> None:
+        if category and not len(model.recommender.items_in_categories([category])):
+            raise NotFound(f"unknown category {category!r}")
+
+    def _add_new_item(self, model: ServedModel, item_id: str) -> bool:
+        if self.new_items is None:
+            return False
+        item = self.new_items(item_id)
+        if item is None:
+            return False
+        model.recommender.add_item(item_id, item.get("title"), item.get("categories"), item.get("description"))
+        model.catalog[item_id] = {"title": item.get("title"), "categories": item.get("categories")}
+        return True

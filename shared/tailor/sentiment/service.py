@@ -1,0 +1,190 @@
+"""Review sentiment as a service: scoring texts on request, scoring stored reviews in batches,
+and the per-item / per-user summaries marketers read.
+
+- Request scoring uses the current model (`ModelCache`, NumPy only).
+- Batch scoring: each stored reviews file `datasets/reviews/<batch>.parquet` gets one result
+  row per review in `results/sentiment/<batch>.parquet`; after a new model is promoted, every
+  file is scored again, so results always come from the current model.
+- Summaries (count, mean score, share positive/negative, monthly trend) are recomputed from all
+  results and written to the state table under `SENTIMENT#item#<id>` / `SENTIMENT#user#<id>`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from tailor.core.errors import Invalid, NotFound, PayloadTooLarge, Unavailable
+from tailor.models.cache import ModelCache
+from tailor.models.registry import ModelRegistry
+from tailor.sentiment.scorer import ARTIFACT_FILES, PriorScorer, SentimentScorer
+from tailor.storage.dynamo import StateTable
+from tailor.storage.s3 import ObjectStore
+
+MAX_TEXTS = 100
+MAX_TEXT_CHARS = 5_000
+RESULTS_PREFIX = "results/sentiment/"
+TREND_MONTHS = 6
+
+
+def load_scorer(registry: ModelRegistry, version: str) -> SentimentScorer:
+    return SentimentScorer.from_files({name: registry.artifact("sentiment", version, name) for name in ARTIFACT_FILES})
+
+
+def validate_texts(body: object) -> list[str]:
+    """`{"text": "..."}` or `{"texts": [...]}` → the list of texts, or a clear 413/422."""
+    if not isinstance(body, dict) or ("text" in body) == ("texts" in body):
+        raise Invalid('send either {"text": "..."} or {"texts": ["...", ...]} (up to 100 texts)')
+    texts = [body["text"]] if "text" in body else body["texts"]
+    if not isinstance(texts, list) or not texts:
+        raise Invalid('"texts" must be a non-empty list of strings')
+    if len(texts) > MAX_TEXTS:
+        raise PayloadTooLarge(f"{len(texts)} texts in one call: send at most {MAX_TEXTS} per request")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise Invalid(f"texts[{index}] is {type(text).__name__}: every text must be a string")
+        if len(text) > MAX_TEXT_CHARS:
+            raise PayloadTooLarge(f"texts[{index}] has {len(text):,} characters: the limit is "
+                                  f"{MAX_TEXT_CHARS:,} per text")
+    return texts
+
+
+def validate_neutral_threshold(body: dict) -> float | None:
+    """Optional `"neutral_threshold"` in [0, 1]: below this top-class probability the label is
+    NEUTRAL (None: the model's own threshold; 0: a 2-class model always answers POSITIVE or
+    NEGATIVE)."""
+    threshold = body.get("neutral_threshold")
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise Invalid(f'"neutral_threshold" is {threshold!r}: it must be a number from 0 to 1 '
+                      "(0: only a 3-class model's neutral class gives NEUTRAL)")
+    return float(threshold)
+
+
+class SentimentService:
+    def __init__(self, store: ObjectStore, state: StateTable, models: ModelCache[SentimentScorer]):
+        self.store, self.state, self.models = store, state, models
+
+    # ---- requests -------------------------------------------------------------------------
+    def score(self, body: object) -> dict:
+        texts = validate_texts(body)
+        threshold = validate_neutral_threshold(body)
+        try:
+            scorer, version = self.models.get()
+        except Unavailable:
+            if self.models.last_error:  # a model exists but cannot be read: say so rather than guess
+                raise
+            # Nothing trained yet: the lexicon answers (English, Chinese), each result says so.
+            return {"results": PriorScorer().score(texts, neutral_threshold=threshold), "note": PriorScorer.NOTE}
+        return {"model_version": version, "results": scorer.score(texts, neutral_threshold=threshold)}
+
+    def item_summary(self, item_id: str) -> dict:
+        return self._summary("item", item_id)
+
+    def user_summary(self, user_id: str) -> dict:
+        return self._summary("user", user_id)
+
+    def _summary(self, kind: str, key: str) -> dict:
+        item = self.state.get(f"SENTIMENT#{kind}#{key}", "SUMMARY")
+        if not item:
+            raise NotFound(f"no scored reviews for {kind} {key!r} (reviews are scored once a sentiment "
+                           "model is trained and whenever new reviews are ingested)")
+        return {k: v for k, v in item.items() if k not in ("pk", "sk")}
+
+    # ---- batch scoring --------------------------------------------------------------------
+    def handle_s3_event(self, event: dict) -> dict:
+        from urllib.parse import unquote_plus
+
+        keys = [unquote_plus(r["s3"]["object"]["key"]) for r in event.get("Records", [])]
+        keys = [k for k in keys if k.startswith("datasets/reviews/") and k.endswith(".parquet")]
+        try:
+            scorer, version = self.models.get()
+        except Unavailable:  # no model yet: the first training job scores every stored review
+            return {"scored": 0, "note": "no sentiment model yet; reviews will be scored after training"}
+        scored = sum(self.score_file(key, scorer, version) for key in keys)
+        self.refresh_summaries()
+        return {"scored": scored, "model_version": version}
+
+    def score_file(self, key: str, scorer: SentimentScorer, version: str) -> int:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(io.BytesIO(self.store.get(key)))
+        texts = [t or "" for t in table.column("text").to_pylist()]
+        results = []
+        for start in range(0, len(texts), 5_000):
+            results.extend(scorer.score(texts[start:start + 5_000]))
+        columns = {name: table.column(name) if name in table.column_names else pa.nulls(len(texts), pa.string())
+                   for name in ("review_id", "item_id", "user_id")}
+        columns["timestamp"] = (table.column("timestamp") if "timestamp" in table.column_names
+                                else pa.nulls(len(texts), pa.timestamp("ms", tz="UTC")))
+        columns["label"] = pa.array([r["label"] for r in results], pa.string())
+        columns["score"] = pa.array([r["score"] for r in results], pa.float64())
+        for name in ("positive", "negative", "neutral"):
+            columns[f"p_{name}"] = pa.array([r["probabilities"][name] for r in results], pa.float64())
+        columns["language"] = pa.array([r["language"] for r in results], pa.string())
+        columns["model_version"] = pa.array([version] * len(texts), pa.string())
+        sink = io.BytesIO()
+        pq.write_table(pa.table(columns), sink, compression="zstd")
+        self.store.put(RESULTS_PREFIX + key.rsplit("/", 1)[-1], sink.getvalue())
+        return len(texts)
+
+    def score_all(self, scorer: SentimentScorer, version: str) -> int:
+        """Score every stored reviews file with `scorer` (after a model is promoted)."""
+        keys = [k for k in self.store.keys("datasets/reviews/") if k.endswith(".parquet")]
+        scored = sum(self.score_file(key, scorer, version) for key in keys)
+        self.refresh_summaries()
+        return scored
+
+    def refresh_summaries(self) -> int:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        keys = [k for k in self.store.keys(RESULTS_PREFIX) if k.endswith(".parquet")]
+        if not keys:
+            return 0
+        table = pa.concat_tables([pq.read_table(io.BytesIO(self.store.get(k))) for k in keys],
+                                 promote_options="default")
+        rows = table.select(["item_id", "user_id", "timestamp", "label", "score"]).to_pylist()
+        groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for row in rows:
+            for kind in ("item", "user"):
+                if row[f"{kind}_id"]:
+                    groups[(kind, row[f"{kind}_id"])].append(row)
+        self.state.put_many({"pk": f"SENTIMENT#{kind}#{key}", "sk": "SUMMARY", f"{kind}_id": key,
+                             **summarise(group)} for (kind, key), group in groups.items())
+        return len(groups)
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Count, mean score, share positive/negative and the monthly trend of scored reviews."""
+    count = len(rows)
+    scores = [r["score"] for r in rows]
+    labels = [r["label"] for r in rows]
+    by_month: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if r["timestamp"] is not None:
+            moment = r["timestamp"] if isinstance(r["timestamp"], datetime) else \
+                datetime.fromtimestamp(r["timestamp"] / 1000, tz=UTC)
+            by_month[moment.strftime("%Y-%m")].append(r["score"])
+    months = sorted(by_month)[-TREND_MONTHS:]
+    trend = [{"month": m, "count": len(by_month[m]), "mean_score": round(sum(by_month[m]) / len(by_month[m]), 4)}
+             for m in months]
+    summary = {
+        "reviews": count,
+        "mean_score": round(sum(scores) / count, 4),
+        "share_positive": round(labels.count("POSITIVE") / count, 4),
+        "share_negative": round(labels.count("NEGATIVE") / count, 4),
+        "share_neutral": round(labels.count("NEUTRAL") / count, 4),
+        "trend": trend,
+    }
+    if len(trend) >= 2:
+        # Direction of the newest month against the months before it, in score points.
+        earlier = [s for m in months[:-1] for s in by_month[m]]
+        delta = trend[-1]["mean_score"] - sum(earlier) / len(earlier)
+        summary["recent_change"] = round(delta, 4)
+        summary["direction"] = "improving" if delta > 0.1 else "worsening" if delta < -0.1 else "steady"
+    return {k: v for k, v in summary.items() if not (isinstance(v, float) and math.isnan(v))}
