@@ -29,15 +29,13 @@ import numpy as np
 from tailor.core.clock import now_iso
 from tailor.core.errors import Invalid, NotFound, Unavailable
 from tailor.models.cache import ModelCache
+from tailor.storage import keys
 from tailor.storage.dynamo import StateTable
 from tailor.storage.s3 import ObjectStore
 
-PROFILE_SK = "PROFILE"
-SEGMENTS_PK = "SEGMENTS"
-META_SK = "#META"
+PROFILE_SK, SEGMENTS_PK, META_SK = keys.PROFILE_SK, keys.SEGMENTS_PK, keys.SEGMENTS_META_SK
 MAX_AUDIENCE = 100_000
 SYNC_AUDIENCE = 10_000  # larger audiences are exported asynchronously (an API request ends at 29 s)
-EXPORT_PREFIX = "exports/audiences/"
 EXPORT_URL_SECONDS = 3600
 # Ingested batches touching up to this many customers update their profiles at once (every
 # POST /v1/events batch does); larger bulk imports are folded in by the next training.
@@ -45,8 +43,7 @@ LIVE_MAX_USERS = 2_000
 SCORE_CHUNK = 128  # item columns scored at once for a category: bounds memory at n_users x 128 floats
 
 
-def profile_key(user_id: str) -> str:
-    return f"PROFILE#{user_id}"
+profile_key = keys.profile_pk
 
 
 def _iso(ms: float) -> str:
@@ -180,7 +177,7 @@ class ProfileService:
         profile = self.profiles.get(user_id)
         if profile is None:
             raise NotFound(f"no profile for user {user_id!r}: the user has no stored events or attributes")
-        summary = self.state.get(f"SENTIMENT#user#{user_id}", "SUMMARY")
+        summary = self.state.get(keys.sentiment_pk("user", user_id), keys.SUMMARY_SK)
         profile["sentiment"] = _public(summary) if summary else None
         return profile
 
@@ -219,7 +216,7 @@ class ProfileService:
             answer["note"] = f"only {len(users):,} users qualify (users who already engaged are excluded unless " \
                              '"include_engaged": true)'
         if export:
-            key = f"{EXPORT_PREFIX}{_export_id()}.csv"
+            key = keys.audience_export_key(_export_id())
             self._write_csv(key, users, scores)
             answer.update(export_key=key, export_url=self.store.presign_get(key, expires_in=EXPORT_URL_SECONDS),
                           expires_in=EXPORT_URL_SECONDS)
@@ -272,38 +269,38 @@ class ProfileService:
         if self.invoke_export is None:
             raise Unavailable("asynchronous exports are not configured (EXPORT_FUNCTION_NAME is not set)")
         job_id = "aud-" + now_iso().replace(":", "").replace("-", "") + "-" + secrets.token_hex(3)
-        job = {"pk": f"AUDIENCE#{job_id}", "sk": "EXPORT", "job_id": job_id, "status": "QUEUED",
+        job = {"pk": keys.audience_pk(job_id), "sk": keys.EXPORT_SK, "job_id": job_id, "status": "QUEUED",
                "request": {k: v for k, v in request.items() if v is not None}, "created_at": now_iso()}
         self.state.put(job, only_if_new=True)
         try:
             self.invoke_export({"audience_export": {"job_id": job_id}})
         except Exception as exc:
-            self.state.update(job["pk"], "EXPORT", set={"status": "FAILED", "error": f"could not start: {exc}"})
+            self.state.update(job["pk"], keys.EXPORT_SK, set={"status": "FAILED", "error": f"could not start: {exc}"})
             raise Unavailable("the export could not be started; try again later") from exc
         return {**_public(job), "note": f"audiences above {SYNC_AUDIENCE:,} users are exported asynchronously: "
                                         f"GET /v1/audiences/{job_id} gives the status and the download URL"}
 
     def run_export(self, job_id: str) -> dict:
-        job = self.state.get(f"AUDIENCE#{job_id}", "EXPORT")
+        job = self.state.get(keys.audience_pk(job_id), keys.EXPORT_SK)
         if job is None:
             return {"job_id": job_id, "status": "UNKNOWN"}
-        self.state.update(job["pk"], "EXPORT", set={"status": "RUNNING", "started_at": now_iso()})
+        self.state.update(job["pk"], keys.EXPORT_SK, set={"status": "RUNNING", "started_at": now_iso()})
         try:
             model, version = self.models.get()
             request = {"item_id": None, "category": None, "include_engaged": False, **job["request"]}
             users, scores = self._rank(model, **request)
-            key = f"{EXPORT_PREFIX}{job_id}.csv"
+            key = keys.audience_export_key(job_id)
             self._write_csv(key, users, scores)
         except Exception as exc:  # the job record says what went wrong; nothing half-written is served
-            self.state.update(job["pk"], "EXPORT", set={"status": "FAILED", "error": f"{type(exc).__name__}: {exc}",
+            self.state.update(job["pk"], keys.EXPORT_SK, set={"status": "FAILED", "error": f"{type(exc).__name__}: {exc}",
                                                         "finished_at": now_iso()})
             return {"job_id": job_id, "status": "FAILED"}
-        self.state.update(job["pk"], "EXPORT", set={"status": "SUCCEEDED", "rows": len(users), "export_key": key,
+        self.state.update(job["pk"], keys.EXPORT_SK, set={"status": "SUCCEEDED", "rows": len(users), "export_key": key,
                                                     "model_version": version, "finished_at": now_iso()})
         return {"job_id": job_id, "status": "SUCCEEDED", "rows": len(users)}
 
     def export_status(self, job_id: str) -> dict:
-        job = self.state.get(f"AUDIENCE#{job_id}", "EXPORT") if job_id.startswith("aud-") else None
+        job = self.state.get(keys.audience_pk(job_id), keys.EXPORT_SK) if job_id.startswith("aud-") else None
         if job is None:
             raise NotFound(f"unknown audience export {job_id!r}")
         answer = _public(job)
@@ -322,11 +319,10 @@ def _sentiment_results(store: ObjectStore):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tailor.privacy.erase import SENTIMENT_RESULTS
 
-    keys = [k for k in store.keys(SENTIMENT_RESULTS) if k.endswith(".parquet")]
+    stored = [k for k in store.keys(keys.SENTIMENT_RESULTS_PREFIX) if k.endswith(".parquet")]
     tables = []
-    for key in keys:
+    for key in stored:
         table = pq.read_table(io.BytesIO(store.get(key)))
         if {"user_id", "label"} <= set(table.column_names):
             tables.append(table.select(["user_id", "label"]))

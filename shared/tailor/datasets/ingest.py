@@ -31,6 +31,7 @@ from tailor.datasets import store as datasets
 from tailor.datasets.files import FileRejected, read_file
 from tailor.datasets.schemas import SCHEMAS, RowError, Validated, check_columns, dataset_name, validate_records
 from tailor.privacy import erase as privacy
+from tailor.storage import keys
 from tailor.storage.dynamo import ConditionFailed, StateTable
 from tailor.storage.s3 import ObjectStore
 
@@ -126,7 +127,7 @@ class IngestService:
         if problem is not None:
             return self._finish_upload(upload_id, self._refuse(name, key, problem))
         filename = parts[-1]
-        upload = self.state.get(f"UPLOAD#{upload_id}", "UPLOAD") if upload_id else None
+        upload = self.state.get(keys.upload_pk(upload_id), keys.UPLOAD_SK) if upload_id else None
         try:
             mapping = check_columns(SCHEMAS[name], (upload or {}).get("columns"))
         except Invalid as exc:  # checked when the upload was created; only a hand-edited record fails
@@ -155,7 +156,7 @@ class IngestService:
         for record in event.get("Records", []):
             s3 = record.get("s3", {})
             key = unquote_plus(s3.get("object", {}).get("key", ""))  # keys arrive URL-encoded
-            if not key.startswith("incoming/"):
+            if not key.startswith(keys.INCOMING_PREFIX):
                 continue
             results.append(self.ingest_object(key, s3.get("object", {}).get("size")).to_dict())
         return results
@@ -174,9 +175,9 @@ class IngestService:
         now = _now_ms()
         stamp = datetime.fromtimestamp(now / 1000, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
         upload_id = f"{stamp}-{secrets.token_hex(4)}"
-        key = f"incoming/{name}/{upload_id}/{safe}"
+        key = keys.incoming_key(name, upload_id, safe)
         url = self.store.presign_put(key, expires_in=UPLOAD_URL_SECONDS, content_type=UPLOAD_CONTENT_TYPE)
-        record = {"pk": f"UPLOAD#{upload_id}", "sk": "UPLOAD", "upload_id": upload_id, "dataset": name,
+        record = {"pk": keys.upload_pk(upload_id), "sk": keys.UPLOAD_SK, "upload_id": upload_id, "dataset": name,
                   "filename": safe, "key": key, "status": "waiting", "created_at": _iso(now),
                   "expires_at": _iso(now + UPLOAD_URL_SECONDS * 1000)}
         if mapping:
@@ -192,7 +193,7 @@ class IngestService:
     def upload_status(self, upload_id: str) -> dict:
         """One upload: `waiting` (no file yet), `ingested`, `duplicate` or `refused`, with the
         counts, warnings and reasons of its ingest."""
-        record = self.state.get(f"UPLOAD#{upload_id}", "UPLOAD") if UPLOAD_ID.match(upload_id or "") else None
+        record = self.state.get(keys.upload_pk(upload_id), keys.UPLOAD_SK) if UPLOAD_ID.match(upload_id or "") else None
         if record is None:
             raise NotFound(f"no upload {upload_id!r}: use the upload_id that POST /v1/uploads returned")
         out = {k: v for k, v in record.items() if k not in ("pk", "sk", "log_pk", "log_sk")}
@@ -219,7 +220,7 @@ class IngestService:
                   "rows_stored": result.rows_stored, "rows_rejected": result.rows_rejected,
                   "log_pk": log.get("pk"), "log_sk": log.get("sk")}
         try:
-            self.state.update(f"UPLOAD#{upload_id}", "UPLOAD", set={k: v for k, v in fields.items() if v is not None},
+            self.state.update(keys.upload_pk(upload_id), keys.UPLOAD_SK, set={k: v for k, v in fields.items() if v is not None},
                               set_if_missing={"upload_id": upload_id, "dataset": result.dataset,
                                               "key": result.source})
         except Exception as exc:  # the rows are stored; only the status lookup would be stale
@@ -231,7 +232,7 @@ class IngestService:
         out = []
         for name in SCHEMAS:
             item = stats.get(name, {})
-            recent = self.state.query(f"INGEST#{name}", newest_first=True, limit=5)
+            recent = self.state.query(keys.ingest_pk(name), newest_first=True, limit=5)
             out.append({
                 "name": name,
                 "rows_stored": item.get("rows_stored", 0),
@@ -245,7 +246,7 @@ class IngestService:
     # ---- the one ingest path -------------------------------------------------------------
     def _ingest(self, name: str, content: bytes, source: str, validate) -> IngestResult:
         batch_id = hashlib.sha256(name.encode() + b"\0" + content).hexdigest()[:32]
-        if self.state.get(f"BATCH#{batch_id}", "BATCH"):
+        if self.state.get(keys.batch_pk(batch_id), keys.BATCH_SK):
             return self._log_duplicate(name, source, batch_id)
         validated = validate()
         if "user_id" in SCHEMAS[name].field_names:
@@ -259,14 +260,14 @@ class IngestService:
                               warnings=validated.warnings or None,
                               warning_samples=validated.warning_samples or None)
         if validated.rejects:
-            result.rejects_key = f"rejects/{name}/{batch_id}.jsonl"
+            result.rejects_key = keys.rejects_key(name, batch_id)
             lines = [json.dumps({**r.to_dict(), "source": source}, ensure_ascii=False) for r in validated.rejects]
             self.store.put(result.rejects_key, ("\n".join(lines) + "\n").encode(), "application/x-ndjson")
             result.reject_samples = [r.to_dict() for r in validated.rejects[:REJECT_SAMPLES]]
         log = self._log_item(result, now)
         try:
             self.state.transact(
-                new=[{"pk": f"BATCH#{batch_id}", "sk": "BATCH", "dataset": name, "source": source, "at": _iso(now)}],
+                new=[{"pk": keys.batch_pk(batch_id), "sk": keys.BATCH_SK, "dataset": name, "source": source, "at": _iso(now)}],
                 puts=[log],
                 adds=[("DATASET", name, {"last_ingest": _iso(now)},
                        {"rows_stored": result.rows_stored, "rows_rejected": result.rows_rejected, "files": 1})],
@@ -298,7 +299,7 @@ class IngestService:
 
     @staticmethod
     def _log_item(result: IngestResult, now: int) -> dict:
-        return {"pk": f"INGEST#{result.dataset}", "sk": f"{_iso(now)}#{secrets.token_hex(3)}",
+        return {"pk": keys.ingest_pk(result.dataset), "sk": f"{_iso(now)}#{secrets.token_hex(3)}",
                 "at": _iso(now), **result.to_dict()}
 
 

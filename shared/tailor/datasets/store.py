@@ -15,9 +15,10 @@ import io
 from datetime import UTC, datetime
 
 from tailor.datasets.schemas import SCHEMAS, Schema, Validated
+from tailor.storage import keys
 from tailor.storage.s3 import ObjectStore
 
-PREFIX = "datasets/"
+PREFIX = keys.DATASETS_PREFIX
 
 
 def _arrow_type(kind: str):
@@ -61,29 +62,29 @@ def write_batch(store: ObjectStore, validated: Validated, batch_id: str, ingeste
 
     schema = validated.schema
     table = to_table(validated, ingested_at_ms)
-    keys = []
+    stored = []
     if schema.name == "interactions":
         months = pc.strftime(table.column("timestamp"), format="%Y-%m")
         for month in sorted(set(months.to_pylist())):
             part = table.filter(pc.equal(months, pa.scalar(month)))
-            key = f"{PREFIX}interactions/month={month}/{batch_id}.parquet"
+            key = keys.dataset_key("interactions", batch_id, month)
             store.put(key, _parquet_bytes(part))
-            keys.append(key)
+            stored.append(key)
     else:
-        key = f"{PREFIX}{schema.name}/{batch_id}.parquet"
+        key = keys.dataset_key(schema.name, batch_id)
         store.put(key, _parquet_bytes(table))
-        keys.append(key)
-    return keys
+        stored.append(key)
+    return stored
 
 
 def dataset_keys(store: ObjectStore, name: str, start_ms: int | None = None,
                  end_ms: int | None = None) -> list[str]:
-    keys = [k for k in store.keys(f"{PREFIX}{name}/") if k.endswith(".parquet")]
+    stored = [k for k in store.keys(keys.dataset_prefix(name)) if k.endswith(".parquet")]
     if name == "interactions" and (start_ms is not None or end_ms is not None):
         first = month_of(start_ms) if start_ms is not None else "0000-00"
         last = month_of(end_ms) if end_ms is not None else "9999-99"
-        keys = [k for k in keys if first <= k.split("month=")[1][:7] <= last]
-    return sorted(keys)
+        stored = [k for k in stored if first <= keys.dataset_month(k) <= last]
+    return sorted(stored)
 
 
 def read_dataset(store: ObjectStore, name: str, *, start_ms: int | None = None,

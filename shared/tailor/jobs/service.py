@@ -14,6 +14,7 @@ from typing import Any
 from tailor.core.clock import now_iso
 from tailor.core.errors import Invalid, NotAvailableYet, NotFound, Unavailable
 from tailor.models.registry import MODELS
+from tailor.storage import keys
 from tailor.storage.dynamo import StateTable
 
 # The training function's Timeout (template.yaml) plus a margin: a run still RUNNING after this
@@ -22,7 +23,7 @@ RUNNING_LIMIT_SECONDS = 900 + 300
 # Every job also has an entry in one partition sorted by creation time: `GET /v1/training-jobs`
 # pages through it newest first (no table scan). Jobs started before this index existed are
 # not listed (GET /v1/training-jobs/{job_id} still finds them).
-JOB_INDEX = "JOBS"
+JOB_INDEX = keys.JOB_INDEX_PK
 MAX_LIST_LIMIT = 100
 DEFAULT_LIST_LIMIT = 20
 
@@ -67,7 +68,7 @@ class TrainingJobs:
         if self.invoke is None:
             raise Unavailable("training is not configured (TRAIN_FUNCTION_NAME is not set)")
         job_id = "job-" + now_iso().replace(":", "").replace("-", "") + "-" + secrets.token_hex(3)
-        job = {"pk": f"JOB#{job_id}", "sk": "JOB", "job_id": job_id, "status": "QUEUED",
+        job = {"pk": keys.job_pk(job_id), "sk": keys.JOB_SK, "job_id": job_id, "status": "QUEUED",
                "models": models, "created_at": now_iso(), "progress": []}
         self.state.put(job, only_if_new=True)
         self.state.put({"pk": JOB_INDEX, "sk": f"{job['created_at']}#{job_id}", "job_id": job_id})
@@ -79,7 +80,7 @@ class TrainingJobs:
         return self.public(job)
 
     def get(self, job_id: str) -> dict:
-        job = self.state.get(f"JOB#{job_id}", "JOB")
+        job = self.state.get(keys.job_pk(job_id), keys.JOB_SK)
         if not job:
             raise NotFound(f"no training job {job_id!r}")
         return self.public(_timed_out(job) or job)
@@ -99,7 +100,7 @@ class TrainingJobs:
         entries, last = self.state.query_page(JOB_INDEX, limit=limit, newest_first=True, after_sk=after)
         jobs = []
         for entry in entries:
-            job = self.state.get(f"JOB#{entry['job_id']}", "JOB")
+            job = self.state.get(keys.job_pk(entry['job_id']), keys.JOB_SK)
             if job:
                 job = self.public(_timed_out(job) or job)
                 job.pop("progress", None)  # GET /v1/training-jobs/{job_id} has the progress lines
@@ -110,12 +111,12 @@ class TrainingJobs:
         return out
 
     def mark_running(self, job_id: str) -> None:
-        self.state.update(f"JOB#{job_id}", "JOB", set={"status": "RUNNING", "started_at": now_iso()})
+        self.state.update(keys.job_pk(job_id), keys.JOB_SK, set={"status": "RUNNING", "started_at": now_iso()})
 
     def progress(self, job_id: str, message: str) -> None:
-        job = self.state.get(f"JOB#{job_id}", "JOB") or {}
+        job = self.state.get(keys.job_pk(job_id), keys.JOB_SK) or {}
         lines = (job.get("progress") or [])[-49:] + [f"{now_iso()} {message}"]
-        self.state.update(f"JOB#{job_id}", "JOB", set={"progress": lines})
+        self.state.update(keys.job_pk(job_id), keys.JOB_SK, set={"progress": lines})
 
     def finish(self, job_id: str, status: str, *, results: dict | None = None, error: str | None = None) -> None:
         fields: dict[str, Any] = {"status": status, "finished_at": now_iso()}
@@ -123,7 +124,7 @@ class TrainingJobs:
             fields["results"] = results
         if error is not None:
             fields["error"] = error
-        self.state.update(f"JOB#{job_id}", "JOB", set=fields)
+        self.state.update(keys.job_pk(job_id), keys.JOB_SK, set=fields)
 
     @staticmethod
     def public(job: dict) -> dict:

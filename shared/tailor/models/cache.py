@@ -10,6 +10,7 @@ from typing import Generic, TypeVar
 from tailor.core.clock import now_iso
 from tailor.core.errors import Unavailable
 from tailor.models.registry import ModelRegistry
+from tailor.storage import keys
 from tailor.storage.dynamo import StateTable
 
 T = TypeVar("T")
@@ -25,7 +26,7 @@ class ModelCache(Generic[T]):
     remembered so it is not retried on every request). A failed stamp read keeps serving too.
     """
 
-    STAMP_SK = "STAMP"
+    STAMP_SK = keys.STAMP_SK
     STAMPED_MODELS = ("recommender",)  # models whose artifacts hold customers (an erase rewrites them)
 
     def __init__(self, registry: ModelRegistry, model: str, loader: Callable[[ModelRegistry, str], T],
@@ -46,7 +47,7 @@ class ModelCache(Generic[T]):
 
     @staticmethod
     def stamp_pk(model: str) -> str:
-        return f"SERVING#{model}"
+        return keys.serving_pk(model)
 
     @classmethod
     def signal(cls, state: StateTable, model: str, reason: str) -> str:
@@ -114,7 +115,7 @@ class ModelCache(Generic[T]):
         """The current version's artifacts are missing or corrupt and nothing is loaded yet:
         serve the newest earlier promoted version that still loads rather than answer 503."""
         try:
-            versions = self.registry.state.query(f"MODEL#{self.model}", newest_first=True, limit=20)
+            versions = self.registry.state.query(keys.model_pk(self.model), newest_first=True, limit=20)
         except Exception:
             return
         for item in versions:

@@ -14,6 +14,7 @@ from typing import Any
 
 from tailor.core.clock import now_iso
 from tailor.core.errors import NotFound
+from tailor.storage import keys
 from tailor.storage.dynamo import StateTable
 from tailor.storage.s3 import ObjectStore
 
@@ -37,28 +38,28 @@ class ModelRegistry:
     def save_version(self, model: str, version: str, artifacts: dict[str, bytes],
                      metrics: dict, report: dict[str, bytes], job_id: str | None = None) -> None:
         for name, body in artifacts.items():
-            self.store.put(f"models/{model}/{version}/{name}", body)
+            self.store.put(keys.artifact_key(model, version, name), body)
         for name, body in report.items():
             content_type = {"json": "application/json", "md": "text/markdown", "png": "image/png"}.get(
                 name.rsplit(".", 1)[-1], "application/octet-stream")
-            self.store.put(f"reports/{model}/{version}/{name}", body, content_type)
-        self.state.put({"pk": f"MODEL#{model}", "sk": f"VERSION#{version}", "model": model,
+            self.store.put(keys.report_prefix(model, version) + name, body, content_type)
+        self.state.put({"pk": keys.model_pk(model), "sk": keys.version_sk(version), "model": model,
                         "version": version, "created_at": now_iso(), "metrics": metrics,
                         "job_id": job_id, "artifacts": sorted(artifacts),
-                        "report_prefix": f"reports/{model}/{version}/"})
+                        "report_prefix": keys.report_prefix(model, version)})
 
     def record_decision(self, model: str, version: str, promoted: bool, reason: str) -> None:
-        self.state.update(f"MODEL#{model}", f"VERSION#{version}",
+        self.state.update(keys.model_pk(model), keys.version_sk(version),
                           set={"promoted": promoted, "decision": reason, "decided_at": now_iso()})
 
     def promote(self, model: str, version: str, reason: str = "promoted by request") -> dict:
         if model not in MODELS:
             raise NotFound(f"unknown model {model!r}: models are {', '.join(MODELS)}")
-        if not self.state.get(f"MODEL#{model}", f"VERSION#{version}"):
+        if not self.state.get(keys.model_pk(model), keys.version_sk(version)):
             raise NotFound(f"model {model} has no version {version!r}; GET /v1/models lists them")
         pointer = {"model": model, "version": version, "promoted_at": now_iso(), "reason": reason}
-        self.store.put_json(f"models/{model}/current.json", pointer)  # the one write serving follows
-        self.state.update(f"MODEL#{model}", f"VERSION#{version}",
+        self.store.put_json(keys.pointer_key(model), pointer)  # the one write serving follows
+        self.state.update(keys.model_pk(model), keys.version_sk(version),
                           set={"promoted": True, "last_promoted_at": pointer["promoted_at"]})
         return pointer
 
@@ -70,27 +71,27 @@ class ModelRegistry:
             return None
         pointer = {**pointer, "revision": int(pointer.get("revision") or 0) + 1,
                    "revised_at": now_iso(), "revision_reason": reason}
-        self.store.put_json(f"models/{model}/current.json", pointer)
+        self.store.put_json(keys.pointer_key(model), pointer)
         return pointer
 
     # ---- reading --------------------------------------------------------------------------
     def current(self, model: str) -> dict | None:
         try:
-            return self.store.get_json(f"models/{model}/current.json")
+            return self.store.get_json(keys.pointer_key(model))
         except KeyError:
             return None
 
     def version(self, model: str, version: str) -> dict | None:
-        return self.state.get(f"MODEL#{model}", f"VERSION#{version}")
+        return self.state.get(keys.model_pk(model), keys.version_sk(version))
 
     def artifact(self, model: str, version: str, name: str) -> bytes:
-        return self.store.get(f"models/{model}/{version}/{name}")
+        return self.store.get(keys.artifact_key(model, version, name))
 
     def overview(self) -> list[dict]:
         out = []
         for model, info in MODELS.items():
             current = self.current(model)
-            versions = self.state.query(f"MODEL#{model}", newest_first=True, limit=20)
+            versions = self.state.query(keys.model_pk(model), newest_first=True, limit=20)
             serving = next((v for v in versions if current and v.get("version") == current["version"]), None) or {}
             out.append({
                 "model": model,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tailor.core.errors import NotFound
 from tailor.models.registry import MODELS, ModelRegistry
+from tailor.storage import keys
 from tailor.storage.s3 import ObjectStore
 
 PLOT_URL_SECONDS = 3600
@@ -20,13 +21,13 @@ def version_report(store: ObjectStore, registry: ModelRegistry, model: str, vers
     record = registry.version(model, version)
     if not record:
         raise NotFound(f"model {model} has no version {version!r}; GET /v1/models lists them")
-    prefix = record.get("report_prefix") or f"reports/{model}/{version}/"
-    keys = sorted(store.keys(prefix))
-    if not keys:
+    prefix = record.get("report_prefix") or keys.report_prefix(model, version)
+    stored = sorted(store.keys(prefix))
+    if not stored:
         raise NotFound(f"no report is stored for {model} version {version} (under {prefix})")
     out: dict = {"model": model, "version": version, "report_prefix": prefix, "report": None,
                  "markdown": None, "plots": [], "plot_url_expires_in": PLOT_URL_SECONDS}
-    for key in keys:
+    for key in stored:
         name = key[len(prefix):]
         if name == "report.json":
             out["report"] = store.get_json(key)

@@ -38,15 +38,16 @@ from tailor.core.errors import Invalid, NotFound
 from tailor.datasets.schemas import MAX_ID_LENGTH, Reject, Validated, parse_timestamp
 from tailor.models.cache import ModelCache
 from tailor.models.registry import ModelRegistry
+from tailor.storage import keys
 from tailor.storage.dynamo import StateTable
 from tailor.storage.s3 import ObjectStore
 
-ERASED_PK = "ERASED"
+ERASED_PK = keys.ERASED_PK
 USER_DATASETS = ("interactions", "users", "reviews")
 # A users row may carry its own date: a returning customer's attributes are accepted then.
 USER_ROW_DATES = ("updated_at", "timestamp")
 ERASE_REASON = "user erased by a privacy request on {date}"
-SENTIMENT_RESULTS = "results/sentiment/"
+SENTIMENT_RESULTS = keys.SENTIMENT_RESULTS_PREFIX
 
 
 def user_hash(user_id: str) -> str:
@@ -149,9 +150,9 @@ class EraseService:
         try:
             reviewed_items = self._sentiment_results()
             self._datasets()
-            self._text_objects("rejects/", self._drop_lines, count_rejects=True)
-            self._text_objects("exports/", self._drop_lines)
-            self._text_objects("reports/", self._scrub)
+            self._text_objects(keys.REJECTS_PREFIX, self._drop_lines, count_rejects=True)
+            self._text_objects(keys.EXPORTS_PREFIX, self._drop_lines)
+            self._text_objects(keys.REPORTS_PREFIX, self._scrub)
             self._incoming()
             self._profile_and_segments()
             self._sentiment_summaries(reviewed_items)
@@ -257,7 +258,7 @@ class EraseService:
             new, changed = edit(text)
             if not changed:
                 continue
-            keep_file = new.strip() and not (prefix == "exports/" and len(new.strip().splitlines()) <= 1
+            keep_file = new.strip() and not (prefix == keys.EXPORTS_PREFIX and len(new.strip().splitlines()) <= 1
                                              and new.startswith("user_id"))
             self._rewrite(key, new.encode("utf-8") if keep_file else None,
                           "application/x-ndjson" if key.endswith(".jsonl") else "text/plain")
@@ -268,7 +269,7 @@ class EraseService:
 
     def _incoming(self) -> None:
         """Raw uploads are deleted once ingested; any left over that mention the user go whole."""
-        for key in list(self.store.keys("incoming/")):
+        for key in list(self.store.keys(keys.INCOMING_PREFIX)):
             try:
                 data = self.store.get(key)
             except KeyError:
@@ -319,8 +320,8 @@ class EraseService:
                 self.report["items"]["updated"] += 1
 
     def _sentiment_summaries(self, reviewed_items: set[str]) -> None:
-        if self.state.get(f"SENTIMENT#user#{self.user_id}", "SUMMARY") is not None:
-            self.state.delete(f"SENTIMENT#user#{self.user_id}", "SUMMARY")
+        if self.state.get(keys.sentiment_pk("user", self.user_id), keys.SUMMARY_SK) is not None:
+            self.state.delete(keys.sentiment_pk("user", self.user_id), keys.SUMMARY_SK)
             self.report["items"]["deleted"] += 1
         if not reviewed_items:
             return
@@ -329,28 +330,28 @@ class EraseService:
 
         from tailor.sentiment.service import summarise
 
-        keys = [k for k in self.store.keys(SENTIMENT_RESULTS) if k.endswith(".parquet")]
+        stored = [k for k in self.store.keys(SENTIMENT_RESULTS) if k.endswith(".parquet")]
         rows: dict[str, list[dict]] = defaultdict(list)
-        if keys:
-            table = pa.concat_tables([pq.read_table(io.BytesIO(self.store.get(k))) for k in keys],
+        if stored:
+            table = pa.concat_tables([pq.read_table(io.BytesIO(self.store.get(k))) for k in stored],
                                      promote_options="default")
             for row in table.select(["item_id", "timestamp", "label", "score"]).to_pylist():
                 if row["item_id"] in reviewed_items:
                     rows[row["item_id"]].append(row)
         for item_id in reviewed_items:
-            pk = f"SENTIMENT#item#{item_id}"
+            pk = keys.sentiment_pk("item", item_id)
             if rows.get(item_id):
-                self.state.put({"pk": pk, "sk": "SUMMARY", "item_id": item_id, **summarise(rows[item_id])})
+                self.state.put({"pk": pk, "sk": keys.SUMMARY_SK, "item_id": item_id, **summarise(rows[item_id])})
                 self.report["items"]["updated"] += 1
-            elif self.state.get(pk, "SUMMARY") is not None:
-                self.state.delete(pk, "SUMMARY")
+            elif self.state.get(pk, keys.SUMMARY_SK) is not None:
+                self.state.delete(pk, keys.SUMMARY_SK)
                 self.report["items"]["deleted"] += 1
 
     def _ingest_logs(self) -> None:
         from tailor.datasets.schemas import SCHEMAS
 
         for name in SCHEMAS:
-            for item in self.state.query(f"INGEST#{name}"):
+            for item in self.state.query(keys.ingest_pk(name)):
                 samples = item.get("reject_samples") or []
                 kept = [s for s in samples if not self.pattern.search(json.dumps(s, ensure_ascii=False))]
                 if len(kept) != len(samples):
@@ -363,7 +364,7 @@ class EraseService:
 
         current = self.registry.current("recommender")
         rewritten_current = False
-        for key in [k for k in self.store.keys("models/recommender/") if k.endswith("/" + WEIGHTS_FILE)]:
+        for key in [k for k in self.store.keys(keys.model_prefix("recommender")) if k.endswith("/" + WEIGHTS_FILE)]:
             weights = self.store.get(key)
             import numpy as np
 
@@ -376,7 +377,7 @@ class EraseService:
             files = artifact.without_users([self.user_id]).to_files()
             self._rewrite(key, files[WEIGHTS_FILE])
             self.report["models"]["versions_rewritten"] += 1
-            if current and prefix == f"models/recommender/{current['version']}/":
+            if current and prefix == keys.model_prefix("recommender", current["version"]):
                 rewritten_current = True
         if rewritten_current:
             pointer = self.registry.bump_revision("recommender", "privacy erase")

@@ -20,12 +20,13 @@ from tailor.core.errors import Invalid, NotFound, PayloadTooLarge, Unavailable
 from tailor.models.cache import ModelCache
 from tailor.models.registry import ModelRegistry
 from tailor.sentiment.scorer import ARTIFACT_FILES, PriorScorer, SentimentScorer
+from tailor.storage import keys
 from tailor.storage.dynamo import StateTable
 from tailor.storage.s3 import ObjectStore
 
 MAX_TEXTS = 100
 MAX_TEXT_CHARS = 5_000
-RESULTS_PREFIX = "results/sentiment/"
+RESULTS_PREFIX = keys.SENTIMENT_RESULTS_PREFIX
 TREND_MONTHS = 6
 
 
@@ -88,7 +89,7 @@ class SentimentService:
         return self._summary("user", user_id)
 
     def _summary(self, kind: str, key: str) -> dict:
-        item = self.state.get(f"SENTIMENT#{kind}#{key}", "SUMMARY")
+        item = self.state.get(keys.sentiment_pk(kind, key), keys.SUMMARY_SK)
         if not item:
             raise NotFound(f"no scored reviews for {kind} {key!r} (reviews are scored once a sentiment "
                            "model is trained and whenever new reviews are ingested)")
@@ -98,13 +99,13 @@ class SentimentService:
     def handle_s3_event(self, event: dict) -> dict:
         from urllib.parse import unquote_plus
 
-        keys = [unquote_plus(r["s3"]["object"]["key"]) for r in event.get("Records", [])]
-        keys = [k for k in keys if k.startswith("datasets/reviews/") and k.endswith(".parquet")]
+        stored = [unquote_plus(r["s3"]["object"]["key"]) for r in event.get("Records", [])]
+        stored = [k for k in stored if k.startswith(keys.dataset_prefix("reviews")) and k.endswith(".parquet")]
         try:
             scorer, version = self.models.get()
         except Unavailable:  # no model yet: the first training job scores every stored review
             return {"scored": 0, "note": "no sentiment model yet; reviews will be scored after training"}
-        scored = sum(self.score_file(key, scorer, version) for key in keys)
+        scored = sum(self.score_file(key, scorer, version) for key in stored)
         self.refresh_summaries()
         return {"scored": scored, "model_version": version}
 
@@ -129,13 +130,13 @@ class SentimentService:
         columns["model_version"] = pa.array([version] * len(texts), pa.string())
         sink = io.BytesIO()
         pq.write_table(pa.table(columns), sink, compression="zstd")
-        self.store.put(RESULTS_PREFIX + key.rsplit("/", 1)[-1], sink.getvalue())
+        self.store.put(keys.sentiment_results_key(key.rsplit("/", 1)[-1]), sink.getvalue())
         return len(texts)
 
     def score_all(self, scorer: SentimentScorer, version: str) -> int:
         """Score every stored reviews file with `scorer` (after a model is promoted)."""
-        keys = [k for k in self.store.keys("datasets/reviews/") if k.endswith(".parquet")]
-        scored = sum(self.score_file(key, scorer, version) for key in keys)
+        stored = [k for k in self.store.keys(keys.dataset_prefix("reviews")) if k.endswith(".parquet")]
+        scored = sum(self.score_file(key, scorer, version) for key in stored)
         self.refresh_summaries()
         return scored
 
@@ -143,10 +144,10 @@ class SentimentService:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        keys = [k for k in self.store.keys(RESULTS_PREFIX) if k.endswith(".parquet")]
-        if not keys:
+        stored = [k for k in self.store.keys(RESULTS_PREFIX) if k.endswith(".parquet")]
+        if not stored:
             return 0
-        table = pa.concat_tables([pq.read_table(io.BytesIO(self.store.get(k))) for k in keys],
+        table = pa.concat_tables([pq.read_table(io.BytesIO(self.store.get(k))) for k in stored],
                                  promote_options="default")
         rows = table.select(["item_id", "user_id", "timestamp", "label", "score"]).to_pylist()
         groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
@@ -154,7 +155,7 @@ class SentimentService:
             for kind in ("item", "user"):
                 if row[f"{kind}_id"]:
                     groups[(kind, row[f"{kind}_id"])].append(row)
-        self.state.put_many({"pk": f"SENTIMENT#{kind}#{key}", "sk": "SUMMARY", f"{kind}_id": key,
+        self.state.put_many({"pk": keys.sentiment_pk(kind, key), "sk": keys.SUMMARY_SK, f"{kind}_id": key,
                              **summarise(group)} for (kind, key), group in groups.items())
         return len(groups)
 

@@ -19,6 +19,7 @@ from tailor.core.observability import MetricUnit, metrics
 from tailor.jobs.service import TrainingJobs
 from tailor.models.promotion import promotion_decision
 from tailor.models.registry import ModelRegistry
+from tailor.storage import keys
 from tailor.storage.dynamo import StateTable
 from tailor.storage.s3 import ObjectStore
 
@@ -93,7 +94,7 @@ def run_job(event: dict, *, jobs: TrainingJobs, registry: ModelRegistry, store: 
             if candidate.on_decided:
                 candidate.on_decided(promote)
             results[model] = {"version": version, "promoted": promote, "decision": reason,
-                              "metrics": candidate.metrics, "report": f"reports/{model}/{version}/"}
+                              "metrics": candidate.metrics, "report": keys.report_prefix(model, version)}
     except Exception as exc:
         # The current model and its pointer are untouched; the job says what went wrong.
         # Type and stack only: the message may quote stored rows (tailor.core.logsafe); the job record keeps it.
