@@ -51,3 +51,11 @@ def test_a_language_the_model_never_trained_on_is_scored_by_the_prior_with_a_not
     Artifact.metadata = {"languages": {"en": {"positive": 900, "negative": 300}, "zh": {"positive": 40, "negative": 25}}}
     sources, notes = scorer._blend_prior(["太失望了"], ["zh"], np.array([[0.5, 0.5]]))
     assert sources == ["blend"] and "75%" in notes[0]  # 2 * 25 of 200: the lexicon weighs 75%
+
+
+def test_the_word_list_data_file_loads_every_valence():
+    from tailor.sentiment.lexicon import WORDS_BY_VALENCE
+
+    assert sorted(WORDS_BY_VALENCE) == [-3, -2, -1, 0, 1, 2, 3]
+    words = {word: valence for valence, text in WORDS_BY_VALENCE.items() for word in text.split()}
+    assert len(words) > 5_000 and words["great"] > 0 and words["awful"] < 0
