@@ -12,7 +12,6 @@ PORT ?= 3000
 MOTO_PORT ?= 4566
 SHARED_DATA ?= ../shared/data
 export SAM_CLI_TELEMETRY := 0
-export PYTHONPATH := $(CURDIR)/shared:$(CURDIR)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint unit integration e2e fuzz local size bench bench-ingest load events clean
@@ -20,7 +19,7 @@ export PYTHONPATH := $(CURDIR)/shared:$(CURDIR)
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt shared/requirements.txt layers/parquet/requirements.txt functions/train/requirements.txt
+$(VENV)/.installed: requirements.txt shared/pyproject.toml shared/requirements.txt layers/parquet/requirements.txt functions/train/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt

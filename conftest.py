@@ -1,9 +1,4 @@
-"""Test-wide setup: the layer (`shared/`) and the repo root are importable, as on Lambda."""
+"""Test-wide setup. `tailor` is importable because `make venv` installs `shared/` (editable); the
+repo root (`tests`, `infra`, `bench`) because pytest puts this file's folder on the path."""
 
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
-for path in (ROOT / "shared", ROOT):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))

@@ -1,13 +1,7 @@
-"""Benchmarks (not tests): `make bench`. Running `python -m bench.<name>` from the repo root works
-without PYTHONPATH: the layer's package (`shared/tailor`) is put on the path here, as the Makefile
-and conftest.py do."""
+"""Benchmarks (not tests): `make bench`, or `python -m bench.<name>` from the repo root in the
+project's venv (`tailor` is installed there from `shared/`, editable)."""
 
-import sys
 from pathlib import Path
-
-_SHARED = str(Path(__file__).resolve().parents[1] / "shared")
-if _SHARED not in sys.path:
-    sys.path.insert(0, _SHARED)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
