@@ -151,8 +151,8 @@ class StateTable:
     def delete(self, pk: str, sk: str) -> None:
         self.table.delete_item(Key={"pk": pk, "sk": sk})
 
-    def transact(self, *, new: list[dict] = (), puts: list[dict] = (),
-                 adds: list[tuple[str, str, dict, dict]] = ()) -> None:
+    def transact(self, *, new: Iterable[dict] = (), puts: Iterable[dict] = (),
+                 adds: Iterable[tuple[str, str, dict, dict]] = ()) -> None:
         """All or nothing: `new` items must not exist yet; `adds` are (pk, sk, set, add) updates.
 
         Raises ConditionFailed when an item in `new` already exists (nothing is written then).

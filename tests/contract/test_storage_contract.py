@@ -1,0 +1,115 @@
+"""One suite, two implementations: the in-memory fakes (tests/fakes) and the real adapters
+(tailor.storage.s3 / dynamo) against moto, with the template's bucket (versioned) and table. What
+the unit tests assume of a fake is checked here against the real adapter."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tailor.storage.dynamo import ConditionFailed, StateTable
+from tailor.storage.s3 import ObjectStore
+from tests.fakes import FakeObjectStore, FakeStateTable
+from tests.integration.harness import table_definition
+
+
+@pytest.fixture(params=["fake", "moto"])
+def adapters(request, monkeypatch):
+    if request.param == "fake":
+        yield FakeObjectStore(), FakeStateTable()
+        return
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="contract")
+        s3.put_bucket_versioning(Bucket="contract", VersioningConfiguration={"Status": "Enabled"})
+        boto3.client("dynamodb").create_table(TableName="contract", **table_definition())
+        yield ObjectStore("contract"), StateTable("contract")
+
+
+def test_objects_round_trip_list_by_prefix_and_miss_with_key_error(adapters):
+    store, _ = adapters
+    store.put("datasets/items/b.parquet", b"2")
+    store.put("datasets/items/a.parquet", b"1")
+    store.put_json("models/recommender/current.json", {"version": "v1", "score": 0.5})
+    assert sorted(store.keys("datasets/items/")) == ["datasets/items/a.parquet", "datasets/items/b.parquet"]
+    assert store.get("datasets/items/a.parquet") == b"1" and store.size("datasets/items/b.parquet") == 1
+    assert store.get_json("models/recommender/current.json") == {"version": "v1", "score": 0.5}
+    with pytest.raises(KeyError):
+        store.get("nothing")
+    assert store.size("nothing") is None
+
+
+def test_delete_keeps_old_versions_and_purge_and_replace_remove_them(adapters):
+    store, _ = adapters
+    store.put("rejects/x.jsonl", b"old")
+    store.put("rejects/x.jsonl", b"older data overwritten")
+    store.delete("rejects/x.jsonl")
+    assert list(store.keys("rejects/")) == [] and len(store.versions("rejects/x.jsonl")) == 3
+    assert store.purge("rejects/x.jsonl") == 3 and store.versions("rejects/x.jsonl") == []
+    store.put("exports/a.csv", b"1")
+    store.put("exports/a.csv", b"2")
+    assert store.replace("exports/a.csv", b"3") == 2
+    assert store.get("exports/a.csv") == b"3" and len(store.versions("exports/a.csv")) == 1
+
+
+def test_items_come_back_as_stored_numbers_and_copies(adapters):
+    _, table = adapters
+    item = {"pk": "MODEL#recommender", "sk": "VERSION#v1", "score": 0.25, "count": 3, "nested": {"a": [1, 2.5]}}
+    table.put(item)
+    got = table.get("MODEL#recommender", "VERSION#v1")
+    assert got == item and isinstance(got["count"], int) and isinstance(got["score"], float)
+    got["score"] = 1.0
+    assert table.get("MODEL#recommender", "VERSION#v1")["score"] == 0.25
+    assert table.get("MODEL#recommender", "VERSION#none") is None
+
+
+def test_conditional_writes_lose_with_condition_failed(adapters):
+    _, table = adapters
+    table.put({"pk": "BATCH#b1", "sk": "BATCH"}, only_if_new=True)
+    with pytest.raises(ConditionFailed):
+        table.put({"pk": "BATCH#b1", "sk": "BATCH"}, only_if_new=True)
+    table.update("JOB#j1", "JOB", set={"status": "QUEUED"})
+    assert table.update("JOB#j1", "JOB", set={"status": "RUNNING"}, only_if={"status": "QUEUED"})["status"] == "RUNNING"
+    with pytest.raises(ConditionFailed):
+        table.update("JOB#j1", "JOB", set={"status": "RUNNING"}, only_if={"status": "QUEUED"})
+
+
+def test_update_sets_adds_and_fills_missing_attributes(adapters):
+    _, table = adapters
+    first = table.update("INGEST#items", "STATS", add={"rows": 5}, set_if_missing={"first_at": "t1"})
+    second = table.update("INGEST#items", "STATS", add={"rows": 2}, set={"last_at": "t2"},
+                          set_if_missing={"first_at": "t9"})
+    assert first["rows"] == 5 and second == {"pk": "INGEST#items", "sk": "STATS", "rows": 7, "first_at": "t1",
+                                             "last_at": "t2"}
+
+
+def test_queries_order_by_sort_key_and_page(adapters):
+    _, table = adapters
+    table.put_many({"pk": "JOBS", "sk": f"2026-01-0{day}#j{day}", "job_id": f"j{day}"} for day in range(1, 6))
+    table.put({"pk": "OTHER", "sk": "x"})
+    assert [i["job_id"] for i in table.query("JOBS")] == ["j1", "j2", "j3", "j4", "j5"]
+    assert [i["job_id"] for i in table.query("JOBS", newest_first=True, limit=2)] == ["j5", "j4"]
+    page, after = table.query_page("JOBS", limit=2, newest_first=True)
+    assert [i["job_id"] for i in page] == ["j5", "j4"] and after is not None
+    page, after = table.query_page("JOBS", limit=2, newest_first=True, after_sk=after)
+    assert [i["job_id"] for i in page] == ["j3", "j2"]
+    page, after = table.query_page("JOBS", limit=2, newest_first=True, after_sk=after)
+    assert [i["job_id"] for i in page] == ["j1"] and after is None
+    table.delete("JOBS", "2026-01-01#j1")
+    assert len(table.query("JOBS")) == 4
+
+
+def test_a_transaction_is_all_or_nothing(adapters):
+    _, table = adapters
+    table.put({"pk": "BATCH#b1", "sk": "BATCH"})
+    with pytest.raises(ConditionFailed):
+        table.transact(new=[{"pk": "BATCH#b1", "sk": "BATCH"}], puts=[{"pk": "INGEST#items", "sk": "r1"}],
+                       adds=[("INGEST#items", "STATS", {}, {"rows": 1})])
+    assert table.get("INGEST#items", "r1") is None and table.get("INGEST#items", "STATS") is None
+    table.transact(new=[{"pk": "BATCH#b2", "sk": "BATCH"}], puts=[{"pk": "INGEST#items", "sk": "r2"}],
+                   adds=[("INGEST#items", "STATS", {"last": "b2"}, {"rows": 1})])
+    assert table.get("INGEST#items", "STATS")["rows"] == 1 and table.get("BATCH#b2", "BATCH") is not None
