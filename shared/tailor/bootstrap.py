@@ -1,112 +1,194 @@
-"""Services built once per container (lazily, so importing a handler stays cheap)."""
+"""The composition root: `build(settings, **overrides)` wires every service of one container from
+its storage adapters; each Lambda container builds one `Container` on first use (lazily, so
+importing a handler stays cheap) and routes reach it through the accessors below.
+
+Tests build their own: `build(settings, store=FakeObjectStore(), state=FakeStateTable(),
+invoke_training=FakeInvoker())` runs the same wiring on the in-memory fakes, and `use(container)`
+makes it the one the handlers see. `reset()` forgets the current container (a test that changed
+the environment).
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property
+from typing import Any
 
-from tailor.core.config import settings
-from tailor.storage.dynamo import StateTable
-from tailor.storage.s3 import ObjectStore
-
-
-@lru_cache(maxsize=1)
-def object_store() -> ObjectStore:
-    return ObjectStore(settings().data_bucket)
+from tailor.core import config
+from tailor.core.config import Settings
+from tailor.storage.ports import InvokerPort, ObjectStorePort, StateTablePort
 
 
-@lru_cache(maxsize=1)
-def state_table() -> StateTable:
-    return StateTable(settings().state_table)
+class Container:
+    """The services of one process, each built once on first use, all sharing the same adapters."""
+
+    def __init__(self, settings: Settings, *, store: ObjectStorePort | None = None,
+                 state: StateTablePort | None = None, invoke_training: InvokerPort | None = None,
+                 invoke_export: InvokerPort | None = None):
+        self.settings = settings
+        self._store, self._state = store, state
+        self._invoke_training, self._invoke_export = invoke_training, invoke_export
+        self._catalog: dict[str, Any] = {"keys": None, "items": {}}
+
+    # ---- adapters ---------------------------------------------------------------------------
+    @cached_property
+    def object_store(self) -> Any:
+        if self._store is not None:
+            return self._store
+        from tailor.storage.s3 import ObjectStore
+
+        return ObjectStore(self.settings.data_bucket)
+
+    @cached_property
+    def state_table(self) -> Any:
+        if self._state is not None:
+            return self._state
+        from tailor.storage.dynamo import StateTable
+
+        return StateTable(self.settings.state_table)
+
+    def _invoker(self, given: InvokerPort | None, function_name: str | None) -> InvokerPort | None:
+        if given is not None:
+            return given
+        from tailor.storage.invoke import LambdaInvoker
+
+        return LambdaInvoker(function_name) if function_name else None
+
+    # ---- services ---------------------------------------------------------------------------
+    @cached_property
+    def ingest_service(self) -> Any:
+        from tailor.customers.service import ProfileStore
+        from tailor.datasets.ingest import IngestService
+
+        # Stored events and attributes update the customers' profiles at once (not only at training).
+        return IngestService(self.object_store, self.state_table, max_upload_bytes=self.settings.max_upload_bytes,
+                             on_stored=ProfileStore(self.state_table).record)
+
+    @cached_property
+    def model_registry(self) -> Any:
+        from tailor.models.registry import ModelRegistry
+
+        return ModelRegistry(self.object_store, self.state_table)
+
+    @cached_property
+    def training_jobs(self) -> Any:
+        from tailor.datasets.store import dataset_keys
+        from tailor.jobs.service import TrainingJobs
+
+        return TrainingJobs(self.state_table, self._invoker(self._invoke_training, self.settings.train_function_name),
+                            has_data=lambda dataset: bool(dataset_keys(self.object_store, dataset)))
+
+    def _model_cache(self, model: str, loader: Any) -> Any:
+        from tailor.models.cache import ModelCache
+
+        return ModelCache(self.model_registry, model, loader, ttl=self.settings.model_cache_seconds)
+
+    @cached_property
+    def sentiment_service(self) -> Any:
+        from tailor.sentiment.service import SentimentService, load_scorer
+
+        return SentimentService(self.object_store, self.state_table, self._model_cache("sentiment", load_scorer))
+
+    @cached_property
+    def recommend_service(self) -> Any:
+        from tailor.recommend.service import RecommendService, load_model
+
+        return RecommendService(self._model_cache("recommender", load_model), new_items=self.catalog_item)
+
+    @cached_property
+    def profile_service(self) -> Any:
+        from tailor.customers.service import ProfileService, ProfileStore
+        from tailor.recommend.service import load_model
+
+        return ProfileService(ProfileStore(self.state_table), self._model_cache("recommender", load_model),
+                              self.object_store, self.state_table,
+                              invoke_export=self._invoker(self._invoke_export, self.settings.export_function_name),
+                              new_items=self.catalog_item)
+
+    @cached_property
+    def erase_service(self) -> Any:
+        from tailor.privacy.erase import EraseService
+
+        return EraseService(self.object_store, self.state_table, self.model_registry)
+
+    def catalog_item(self, item_id: str) -> dict | None:
+        """An item of the stored catalog, or None. The catalog is re-read only when the set of
+        stored items files changed (one S3 listing per lookup of an item the model lacks)."""
+        from tailor.datasets.store import dataset_keys, read_dataset
+
+        stored = dataset_keys(self.object_store, "items")
+        if stored != self._catalog["keys"]:
+            table = read_dataset(self.object_store, "items")
+            rows = table.to_pylist() if table is not None else []
+            self._catalog.update(keys=stored, items={row["item_id"]: row for row in rows})
+        return self._catalog["items"].get(item_id)
 
 
-@lru_cache(maxsize=1)
-def ingest_service():
-    from tailor.customers.service import ProfileStore
-    from tailor.datasets.ingest import IngestService
-
-    # Stored events and attributes update the customers' profiles at once (not only at training).
-    return IngestService(object_store(), state_table(), max_upload_bytes=settings().max_upload_bytes,
-                         on_stored=ProfileStore(state_table()).record)
+def build(settings: Settings | None = None, **overrides: Any) -> Container:
+    """A container for `settings` (default: the environment's), with adapters replaced by
+    `overrides` (store, state, invoke_training, invoke_export)."""
+    return Container(settings or config.settings(), **overrides)
 
 
-@lru_cache(maxsize=1)
-def model_registry():
-    from tailor.models.registry import ModelRegistry
-
-    return ModelRegistry(object_store(), state_table())
+_current: Container | None = None
 
 
-@lru_cache(maxsize=1)
-def training_jobs():
-    from tailor.datasets.store import dataset_keys
-    from tailor.jobs.service import TrainingJobs
-    from tailor.storage.invoke import LambdaInvoker
+def container() -> Container:
+    global _current
+    if _current is None:
+        _current = build()
+    return _current
 
-    name = settings().train_function_name
-    return TrainingJobs(state_table(), LambdaInvoker(name) if name else None,
-                        has_data=lambda dataset: bool(dataset_keys(object_store(), dataset)))
+
+def use(built: Container) -> Container:
+    """Make `built` the container the handlers see (tests)."""
+    global _current
+    _current = built
+    return built
 
 
 def reset() -> None:
-    """Forget cached services (tests that change the environment between cases)."""
-    from tailor.core import config
-
+    """Forget the current container and the cached settings (tests that change the environment)."""
+    global _current
     config.settings.cache_clear()
-    for fn in (object_store, state_table, ingest_service, model_registry, training_jobs, sentiment_service,
-               recommend_service, profile_service, erase_service):
-        fn.cache_clear()
-    _catalog.update(keys=None, items={})
+    _current = None
 
 
-@lru_cache(maxsize=1)
-def sentiment_service():
-    from tailor.models.cache import ModelCache
-    from tailor.sentiment.service import SentimentService, load_scorer
-
-    cache = ModelCache(model_registry(), "sentiment", load_scorer, ttl=settings().model_cache_seconds)
-    return SentimentService(object_store(), state_table(), cache)
+# What handlers and routes call: the current container's services.
+def object_store() -> Any:
+    return container().object_store
 
 
-@lru_cache(maxsize=1)
-def recommend_service():
-    from tailor.models.cache import ModelCache
-    from tailor.recommend.service import RecommendService, load_model
-
-    cache = ModelCache(model_registry(), "recommender", load_model, ttl=settings().model_cache_seconds)
-    return RecommendService(cache, new_items=catalog_item)
+def state_table() -> Any:
+    return container().state_table
 
 
-@lru_cache(maxsize=1)
-def profile_service():
-    from tailor.customers.service import ProfileService, ProfileStore
-    from tailor.models.cache import ModelCache
-    from tailor.recommend.service import load_model
-    from tailor.storage.invoke import LambdaInvoker
-
-    cache = ModelCache(model_registry(), "recommender", load_model, ttl=settings().model_cache_seconds)
-    name = settings().export_function_name
-    return ProfileService(ProfileStore(state_table()), cache, object_store(), state_table(),
-                          invoke_export=LambdaInvoker(name) if name else None, new_items=catalog_item)
+def ingest_service() -> Any:
+    return container().ingest_service
 
 
-@lru_cache(maxsize=1)
-def erase_service():
-    from tailor.privacy.erase import EraseService
-
-    return EraseService(object_store(), state_table(), model_registry())
+def model_registry() -> Any:
+    return container().model_registry
 
 
-_catalog: dict = {"keys": None, "items": {}}
+def training_jobs() -> Any:
+    return container().training_jobs
+
+
+def sentiment_service() -> Any:
+    return container().sentiment_service
+
+
+def recommend_service() -> Any:
+    return container().recommend_service
+
+
+def profile_service() -> Any:
+    return container().profile_service
+
+
+def erase_service() -> Any:
+    return container().erase_service
 
 
 def catalog_item(item_id: str) -> dict | None:
-    """An item of the stored catalog, or None. The catalog is re-read only when the set of
-    stored items files changed (one S3 listing per lookup of an item the model lacks)."""
-    from tailor.datasets.store import dataset_keys, read_dataset
-
-    keys = dataset_keys(object_store(), "items")
-    if keys != _catalog["keys"]:
-        table = read_dataset(object_store(), "items")
-        rows = table.to_pylist() if table is not None else []
-        _catalog.update(keys=keys, items={row["item_id"]: row for row in rows})
-    return _catalog["items"].get(item_id)
+    return container().catalog_item(item_id)

@@ -164,3 +164,26 @@ def test_sentiment_answers_from_the_lexicon_before_any_model_and_reads_summaries
         service.item_summary("i1")
     registry.state.put({"pk": keys.sentiment_pk("item", "i1"), "sk": keys.SUMMARY_SK, "item_id": "i1", "reviews": 2})
     assert service.item_summary("i1") == {"item_id": "i1", "reviews": 2}
+
+
+# ---- the composition root on fakes ---------------------------------------------------------------
+def test_bootstrap_builds_every_service_on_the_fakes_and_use_makes_handlers_see_it():
+    from tailor import bootstrap
+    from tailor.core.config import Settings
+
+    settings = Settings(stage="test", data_bucket="b", state_table="t", train_function_name=None,
+                        export_function_name=None, max_upload_bytes=1024, model_cache_seconds=60)
+    invoker = FakeInvoker()
+    built = bootstrap.build(settings, store=FakeObjectStore(), state=FakeStateTable(), invoke_training=invoker)
+    for name in ("ingest_service", "model_registry", "training_jobs", "sentiment_service", "recommend_service",
+                 "profile_service", "erase_service"):
+        assert getattr(built, name) is getattr(built, name), name  # built once per container
+    assert built.training_jobs.state is built.state_table and built.model_registry.store is built.object_store
+    built.object_store.put(keys.dataset_key("reviews", "b1"), b"stored reviews")
+    assert built.training_jobs.start(None)["models"] == ["sentiment"] and invoker.payloads
+    try:
+        bootstrap.use(built)
+        assert bootstrap.sentiment_service() is built.sentiment_service
+        assert bootstrap.catalog_item("i1") is None
+    finally:
+        bootstrap.reset()
