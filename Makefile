@@ -12,6 +12,8 @@ PORT ?= 3000
 MOTO_PORT ?= 4566
 SHARED_DATA ?= ../shared/data
 export SAM_CLI_TELEMETRY := 0
+# `tailor` comes from the editable install; the repo root makes `python -m infra...` work from any folder (README examples run in a scratch dir).
+export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint unit integration e2e fuzz local size bench bench-ingest load events clean
