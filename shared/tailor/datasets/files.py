@@ -168,10 +168,10 @@ def _read_json(data: bytes, schema: Schema, columns: dict[str, str] | None = Non
     stripped = body.lstrip(b" \t\r\n")
     if stripped.startswith(b"["):  # a whole JSON array is accepted too
         try:
-            records = json.loads(stripped.decode("utf-8"))
+            whole = json.loads(stripped.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise FileRejected(f"the file starts like a JSON array but is not valid JSON: {exc}") from exc
-        return validate_records(schema, records if isinstance(records, list) else [records], columns=columns)
+        return validate_records(schema, whole if isinstance(whole, list) else [whole], columns=columns)
     records: list = []
     numbers: list[int] = []
     bad: list[tuple[int, str, str]] = []
@@ -206,7 +206,7 @@ def _read_parquet(data: bytes, schema: Schema, columns: dict[str, str] | None = 
         raise FileRejected(f"unreadable Parquet file: {exc}") from exc
     header = list(table.column_names)
     validator = Validator(schema, header, columns)
-    columns = [table.column(i).to_pylist() for i in range(len(header))]
-    for index, values in enumerate(zip(*columns), start=1):
+    values_by_column = [table.column(i).to_pylist() for i in range(len(header))]
+    for index, values in enumerate(zip(*values_by_column), start=1):
         validator.add(index, values, raw=dict(zip(header, values)))
     return validator.result()

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import unquote_plus
 
 from tailor.core.errors import Invalid, NotFound, PayloadTooLarge
@@ -177,7 +178,7 @@ class IngestService:
         upload_id = f"{stamp}-{secrets.token_hex(4)}"
         key = keys.incoming_key(name, upload_id, safe)
         url = self.store.presign_put(key, expires_in=UPLOAD_URL_SECONDS, content_type=UPLOAD_CONTENT_TYPE)
-        record = {"pk": keys.upload_pk(upload_id), "sk": keys.UPLOAD_SK, "upload_id": upload_id, "dataset": name,
+        record: dict[str, Any] = {"pk": keys.upload_pk(upload_id), "sk": keys.UPLOAD_SK, "upload_id": upload_id, "dataset": name,
                   "filename": safe, "key": key, "status": "waiting", "created_at": _iso(now),
                   "expires_at": _iso(now + UPLOAD_URL_SECONDS * 1000)}
         if mapping:

@@ -21,7 +21,7 @@ def promotion_decision(metric: str, score: float, baseline_name: str | None, bas
                       f"current version {current['version']} reads {current_score:.4f} on the same validation data"
                       if baseline is not None else
                       f"promoted: validation {metric} {score:.4f}; the current version reads {current_score:.4f} on it")
-    if gate.get("metric") == metric and gate.get("score") is not None:
+    if current is not None and gate.get("metric") == metric and gate.get("score") is not None:
         floor = gate["score"] * (1 - margin)
         if score < floor:
             return False, (f"kept, not promoted: validation {metric} {score:.4f} is more than "

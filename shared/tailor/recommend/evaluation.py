@@ -73,7 +73,7 @@ def ranking_metrics(top_items: np.ndarray, relevant: Sequence[np.ndarray], n_ite
     if len(users) == 0:
         return {"users": 0, "precision": 0.0, "recall": 0.0, "ndcg": 0.0, "coverage": 0.0}
     # One membership test for every (user, ranked item) pair, by encoding pairs as integers.
-    relevant_keys = np.concatenate([u * n_items + np.asarray(relevant[u], dtype=np.int64) for u in users])
+    relevant_keys = np.concatenate([u * n_items + np.asarray(relevant[int(u)], dtype=np.int64) for u in users])
     ranked = top_items[users].astype(np.int64)
     hits = (ranked >= 0) & np.isin(users[:, None] * n_items + ranked, relevant_keys)
     ideal_hits = np.minimum(n_relevant[users], k)

@@ -101,8 +101,8 @@ def content_rows(categories: Sequence[Sequence[str]], texts: Sequence[str], *, c
     no embedding and are skipped, as a word never seen in training would be.
     """
     category_rows = []
-    for names in categories:
-        names = np.asarray(list(names), dtype=str)
+    for item_names in categories:
+        names = np.asarray(list(item_names), dtype=str)
         rows = np.searchsorted(category_names, names) if len(category_names) else np.zeros(0, np.int64)
         known = rows < len(category_names)
         known[known] = category_names[rows[known]] == names[known]
@@ -206,7 +206,7 @@ class RecommenderArtifact:
     def to_files(self) -> dict[str, bytes]:
         """``{"recommender.npz": weights, "recommender.json": config}``, stored side by side."""
         buffer = io.BytesIO()
-        np.savez(buffer, **self.arrays)
+        np.savez(buffer, **self.arrays)  # type: ignore[arg-type]  # numpy's stub types the first keyword as allow_pickle
         config = json.dumps({"format_version": FORMAT_VERSION, **self.config}, indent=2, sort_keys=True)
         return {WEIGHTS_FILE: buffer.getvalue(), CONFIG_FILE: config.encode("utf-8")}
 
@@ -380,6 +380,7 @@ class Recommender:
             return self._items @ vector
         scores = np.full(self.n_items, -np.inf, dtype=np.float32)  # items added after training: unscored
         if self.scorer == "ease":
+            assert self._ease is not None  # checked when the artifact was loaded
             rows = np.unique(np.asarray(rows, dtype=np.int64))
             rows = rows[rows < self._n_trained_items]
             scores[: self._n_trained_items] = self._ease[rows].sum(axis=0) if len(rows) else 0.0
@@ -508,8 +509,8 @@ class Recommender:
                 for row in rows:
                     members.setdefault(self._category_names[row], []).append(item)
             self._category_members = {name: np.array(items, dtype=np.int64) for name, items in members.items()}
-        found = [self._category_members.get(name) for name in split_categories(categories)]
-        found = [items for items in found if items is not None]
+        looked_up = [self._category_members.get(name) for name in split_categories(categories)]
+        found = [items for items in looked_up if items is not None]
         return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
 
     def _content(self, title: str | None, categories, description: str | None) -> tuple[np.ndarray, np.ndarray]:

@@ -304,7 +304,8 @@ class SentimentScorer:
         trained = self.artifact.metadata.get("languages")
         if trained is None:
             return ["model"] * len(texts), [None] * len(texts)
-        sources, notes = [], []
+        sources: list[str] = []
+        notes: list[str | None] = []
         pos, neg = self._column["positive"], self._column["negative"]
         for row, (text, language) in enumerate(zip(texts, languages)):
             counts = trained.get(language) or {}

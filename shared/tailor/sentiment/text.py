@@ -207,14 +207,15 @@ def _negation_and_lexicon_features(tokens: list[str], config: TokenizerConfig) -
     scope = negation_scope(tokens)
     features = [f"{NOT_TOKEN} {token}" for token, inside in zip(tokens, scope) if inside] if config.negation else []
     if config.lexicon:
-        lexicon, counts = lexicon_buckets(), {}
+        lexicon = lexicon_buckets()
+        counts: dict[int, int] = {}
         for token, inside in zip(tokens, scope):
             bucket = lexicon.get(token)
             if bucket is not None:
                 bucket = -bucket if inside else bucket
                 counts[bucket] = counts.get(bucket, 0) + 1
-        for bucket, count in counts.items():
-            features += [" ".join([lexicon_token(bucket)] * level) for level in range(1, min(count, LEXICON_MAX_COUNT) + 1)]
+        for valence, count in counts.items():
+            features += [" ".join([lexicon_token(valence)] * level) for level in range(1, min(count, LEXICON_MAX_COUNT) + 1)]
     return features
 
 
@@ -349,7 +350,7 @@ def char_ngrams(word: str, config: TokenizerConfig) -> list[str]:
     if not config.char_ngrams or not _is_word(word):
         return []
     framed = f"<{word}>"
-    grams = {}
+    grams: dict[str, None] = {}
     for n in range(config.char_min, config.char_ngrams + 1):
         for start in range(len(framed) - n + 1):
             grams.setdefault(framed[start : start + n], None)
@@ -463,10 +464,10 @@ class _ChunkTable:
             known = self.ids
             ids = [index if index is not None else known.get(chunk) or self._add_once(chunk)
                    for chunk, index in zip(chunks, ids)]
-        ids = np.array(ids, dtype=np.int64)
-        lengths = self.length[ids]
+        positions = np.array(ids, dtype=np.int64)
+        lengths = self.length[positions]
         ends = np.cumsum(lengths)
-        return np.repeat(self.start[ids] - (ends - lengths), lengths) + np.arange(ends[-1] if len(ends) else 0)
+        return np.repeat(self.start[positions] - (ends - lengths), lengths) + np.arange(ends[-1] if len(ends) else 0)
 
     def _add_once(self, chunk: str) -> int:
         index = self.ids.get(chunk)
