@@ -63,7 +63,7 @@ def as_json_request(event: dict) -> dict:
 class JsonResolver(APIGatewayRestResolver):
     """Powertools' REST resolver reading every request body as JSON (see `as_json_request`)."""
 
-    def resolve(self, event, context):  # type: ignore[override]
+    def resolve(self, event, context):
         return super().resolve(as_json_request(event), context)
 
 
@@ -98,13 +98,13 @@ def build_app(*routers: Router) -> APIGatewayRestResolver:
     return app
 
 
-def json_body(app: APIGatewayRestResolver) -> Any:
+def json_body(app: APIGatewayRestResolver | Router) -> Any:
     """The parsed JSON body, or a 400 that says what is wrong with it."""
     raw = app.current_event.body
     if raw is None or not str(raw).strip():
         raise BadRequest("the request needs a JSON body")
     try:
-        return json.loads(app.current_event.decoded_body)
+        return json.loads(app.current_event.decoded_body or "")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
 
@@ -138,7 +138,7 @@ def make_handler(*routers: Router, on_records: Callable[[dict], Any] | None = No
         finally:
             _record_request(route, response, (time.perf_counter() - started) * 1000)
 
-    lambda_handler.app = app  # type: ignore[attr-defined]  # tests and the OpenAPI export read it
+    lambda_handler.app = app  # tests and the OpenAPI export read it
     return lambda_handler
 
 

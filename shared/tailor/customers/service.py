@@ -69,7 +69,7 @@ class ProfileStore:
         self.clock = clock or (lambda: datetime.now(UTC).timestamp() * 1000)
 
     # ---- written by the recommender training job -------------------------------------------
-    def save_build(self, build, model_version: str) -> None:
+    def save_build(self, build, model_version: str | None) -> None:
         built_at = now_iso()
         self.state.put_many({"pk": profile_key(user_id), "sk": PROFILE_SK, **profile,
                              "model_version": model_version, "built_at": built_at}
@@ -275,7 +275,8 @@ class ProfileService:
         try:
             self.invoke_export({"audience_export": {"job_id": job_id}})
         except Exception as exc:
-            self.state.update(job["pk"], keys.EXPORT_SK, set={"status": "FAILED", "error": f"could not start: {exc}"})
+            self.state.update(keys.audience_pk(job_id), keys.EXPORT_SK,
+                              set={"status": "FAILED", "error": f"could not start: {exc}"})
             raise Unavailable("the export could not be started; try again later") from exc
         return {**_public(job), "note": f"audiences above {SYNC_AUDIENCE:,} users are exported asynchronously: "
                                         f"GET /v1/audiences/{job_id} gives the status and the download URL"}

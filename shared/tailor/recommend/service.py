@@ -12,6 +12,7 @@ Strategies (the `strategy` field of every answer):
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,7 +59,7 @@ class RecommendService:
         return self.models.get()
 
     # ---- routes ---------------------------------------------------------------------------
-    def for_user(self, user_id: str, k: int = 10, category: str | None = None, exclude: list[str] = (),
+    def for_user(self, user_id: str, k: int = 10, category: str | None = None, exclude: Sequence[str] = (),
                  include_seen: bool = False) -> dict:
         check_k(k)
         model, version = self._model()
@@ -75,7 +76,7 @@ class RecommendService:
                             note=self._short(scored, k, category, "not already seen"))
 
     def for_session(self, recent_items: list[str], k: int = 10, category: str | None = None,
-                    exclude: list[str] = ()) -> dict:
+                    exclude: Sequence[str] = ()) -> dict:
         check_k(k)
         model, version = self._model()
         rec = model.recommender

@@ -15,6 +15,7 @@ import io
 import math
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any
 
 from tailor.core.errors import Invalid, NotFound, PayloadTooLarge, Unavailable
 from tailor.models.cache import ModelCache
@@ -72,7 +73,7 @@ class SentimentService:
     # ---- requests -------------------------------------------------------------------------
     def score(self, body: object) -> dict:
         texts = validate_texts(body)
-        threshold = validate_neutral_threshold(body)
+        threshold = validate_neutral_threshold(body) if isinstance(body, dict) else None  # validate_texts refused the rest
         try:
             scorer, version = self.models.get()
         except Unavailable:
@@ -172,8 +173,9 @@ def summarise(rows: list[dict]) -> dict:
                 datetime.fromtimestamp(r["timestamp"] / 1000, tz=UTC)
             by_month[moment.strftime("%Y-%m")].append(r["score"])
     months = sorted(by_month)[-TREND_MONTHS:]
-    trend = [{"month": m, "count": len(by_month[m]), "mean_score": round(sum(by_month[m]) / len(by_month[m]), 4)}
-             for m in months]
+    trend: list[dict[str, Any]] = [
+        {"month": m, "count": len(by_month[m]), "mean_score": round(sum(by_month[m]) / len(by_month[m]), 4)}
+        for m in months]
     summary = {
         "reviews": count,
         "mean_score": round(sum(scores) / count, 4),
