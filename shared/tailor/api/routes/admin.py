@@ -10,6 +10,19 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, Field
 
 from tailor.api.http import json_body
+from tailor.api.models import (
+    Datasets,
+    IngestResult,
+    Models,
+    Pointer,
+    Report,
+    TrainingJob,
+    TrainingJobs,
+    Upload,
+    UploadStatus,
+    answers,
+    batch_body,
+)
 from tailor.bootstrap import ingest_service, model_registry, object_store, training_jobs
 from tailor.core.errors import Invalid
 from tailor.jobs.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
@@ -38,22 +51,22 @@ def _batch(route: str) -> tuple[dict, int]:
     return result, 200
 
 
-@router.post("/v1/events")
+@router.post("/v1/events", responses=answers(IngestResult), openapi_extensions=batch_body("events"))
 def post_events():
     return _batch("events")
 
 
-@router.post("/v1/items")
+@router.post("/v1/items", responses=answers(IngestResult), openapi_extensions=batch_body("items"))
 def post_items():
     return _batch("items")
 
 
-@router.post("/v1/users")
+@router.post("/v1/users", responses=answers(IngestResult), openapi_extensions=batch_body("users"))
 def post_users():
     return _batch("users")
 
 
-@router.post("/v1/reviews")
+@router.post("/v1/reviews", responses=answers(IngestResult), openapi_extensions=batch_body("reviews"))
 def post_reviews():
     return _batch("reviews")
 
@@ -66,18 +79,18 @@ class UploadRequest(BaseModel):
         default=None, description='map the file\'s columns to fields, e.g. {"customer_id": "user_id"}')
 
 
-@router.post("/v1/uploads")
+@router.post("/v1/uploads", responses=answers(Upload, 201))
 def post_uploads(request: UploadRequest):
     return ingest_service().create_upload(request.dataset, request.filename, request.size_bytes,
                                           request.columns), 201
 
 
-@router.get("/v1/uploads/<upload_id>")
+@router.get("/v1/uploads/<upload_id>", responses=answers(UploadStatus))
 def get_upload(upload_id: str):
     return ingest_service().upload_status(unquote(upload_id))
 
 
-@router.get("/v1/datasets")
+@router.get("/v1/datasets", responses=answers(Datasets))
 def get_datasets():
     return {"datasets": ingest_service().summary()}
 
@@ -86,35 +99,35 @@ class TrainingRequest(BaseModel):
     models: list[str] | None = Field(default=None, description="recommender, sentiment; omit to train all with data")
 
 
-@router.post("/v1/training-jobs")
+@router.post("/v1/training-jobs", responses=answers(TrainingJob, 202))
 def post_training_jobs(request: TrainingRequest | None = None):
     models = request.models if request else None
     return training_jobs().start(models), 202
 
 
-@router.get("/v1/training-jobs")
+@router.get("/v1/training-jobs", responses=answers(TrainingJobs))
 def get_training_jobs(limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT, description="jobs per page, 1-100")]
                       = DEFAULT_LIST_LIMIT, next_token: str | None = None):
     return training_jobs().list(limit, next_token)
 
 
-@router.get("/v1/training-jobs/<job_id>")
+@router.get("/v1/training-jobs/<job_id>", responses=answers(TrainingJob))
 def get_training_job(job_id: str):
     return training_jobs().get(unquote(job_id))  # API Gateway leaves path parameters encoded
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", responses=answers(Models))
 def get_models():
     return {"models": model_registry().overview()}
 
 
-@router.post("/v1/models/<model>/versions/<version>/promote")
+@router.post("/v1/models/<model>/versions/<version>/promote", responses=answers(Pointer))
 def post_promote(model: str, version: str):
     return model_registry().promote(unquote(model), unquote(version),
                                     reason="promoted by request (rollback or roll forward)")
 
 
-@router.get("/v1/models/<model>/versions/<version>/report")
+@router.get("/v1/models/<model>/versions/<version>/report", responses=answers(Report))
 def get_version_report(model: str, version: str):
     from tailor.models.reports import version_report
 

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, Field
 
+from tailor.api.models import Recommendations, answers
 from tailor.bootstrap import recommend_service
 from tailor.recommend.service import MAX_CANDIDATES, MAX_K
 
@@ -23,7 +24,7 @@ def _exclude() -> list[str]:
     return [item.strip() for value in values.get("exclude", []) for item in value.split(",") if item.strip()]
 
 
-@router.get("/v1/users/<user_id>/recommendations")
+@router.get("/v1/users/<user_id>/recommendations", responses=answers(Recommendations))
 def get_recommendations(user_id: str, k: K = 10, category: str | None = None, include_seen: bool = False):
     return recommend_service().for_user(unquote(user_id), k, category, _exclude(), include_seen)
 
@@ -35,12 +36,12 @@ class SessionRequest(BaseModel):
     exclude: list[str] = Field(default_factory=list, max_length=MAX_CANDIDATES)
 
 
-@router.post("/v1/recommendations")
+@router.post("/v1/recommendations", responses=answers(Recommendations))
 def post_recommendations(request: SessionRequest):
     return recommend_service().for_session(request.recent_items, request.k, request.category, request.exclude)
 
 
-@router.get("/v1/items/<item_id>/similar")
+@router.get("/v1/items/<item_id>/similar", responses=answers(Recommendations))
 def get_similar(item_id: str, k: K = 10, category: str | None = None):
     return recommend_service().similar(unquote(item_id), k, category)
 
@@ -49,6 +50,6 @@ class RankingRequest(BaseModel):
     item_ids: list[str] = Field(min_length=1, max_length=MAX_CANDIDATES)
 
 
-@router.post("/v1/users/<user_id>/rankings")
+@router.post("/v1/users/<user_id>/rankings", responses=answers(Recommendations))
 def post_rankings(user_id: str, request: RankingRequest):
     return recommend_service().rank(unquote(user_id), request.item_ids)

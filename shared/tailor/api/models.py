@@ -1,0 +1,231 @@
+"""What the routes answer (design §4), as Pydantic models the routes declare.
+
+Each route says `responses=answers(Model, status)`: Powertools generates the OpenAPI document from
+that (`tailor.api.routes.openapi`), with the success status of the route and the error shape
+every route answers with (`tailor.api.http.error_response`). The models describe, they do not
+filter: they are not return annotations, so Powertools' response validation never re-serializes
+an answer, and every model allows extra fields (answers may carry more than is documented).
+
+Request bodies that routes read themselves (batches of loosely typed rows, sentiment texts) are
+described by `batch_body` (the field lists of `tailor.datasets.schemas`) and `SentimentRequest`.
+This module imports no service: describing the API loads no model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import GenerateJsonSchema
+
+from tailor.datasets.schemas import SCHEMAS, dataset_name
+
+
+class Answer(BaseModel):
+    """Any documented answer: more fields than listed are welcome."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Object(Answer):
+    """A JSON object (routes whose answer has no fixed shape yet)."""
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+class ErrorDetail(Answer):
+    code: str
+    message: str
+    details: Any = None
+
+
+class Error(Answer):
+    """`{"error": {"code", "message", "details"?}}`, the answer of every failed request."""
+
+    error: ErrorDetail
+
+
+# No route answers 409 (there is no conflicting state a client could cause: duplicates are
+# answered 200 with status "duplicate"), so it is not listed.
+ERROR_STATUSES = {400: "Malformed request (e.g. the body is not JSON)", 404: "Unknown id, item, category or route",
+                  413: "Request or file too large",
+                  422: "Invalid request: the message and `details` say which field and why",
+                  503: "Not ready yet (e.g. no model trained yet)"}
+
+
+def answers(model: type[BaseModel], status: int = 200, description: str = "Successful Response") -> dict:
+    """A route's `responses`: its success status and model, and the error shape for the rest."""
+    responses: dict[int, Any] = {status: {"description": description,
+                                          "content": {"application/json": {"model": model}}}}
+    for code, text in ERROR_STATUSES.items():
+        responses[code] = {"description": text, "content": {"application/json": {"model": Error}}}
+    return responses
+
+
+# --- ingest and administration ----------------------------------------------------------------
+
+class IngestResult(Answer):
+    rows_stored: int
+    rows_rejected: int
+    status: str | None = None
+    warnings: dict[str, int] | None = None
+
+
+class Upload(Answer):
+    upload_id: str
+    upload_url: str
+    key: str
+    expires_in: int
+    headers: dict[str, Any] | None = None
+    status_url: str | None = None
+    columns: dict[str, Any] | None = None
+
+
+class UploadStatus(Answer):
+    upload_id: str
+    status: Literal["waiting", "ingested", "duplicate", "refused"]
+    dataset: str | None = None
+    rows_stored: int | None = None
+    rows_rejected: int | None = None
+    message: str | None = None
+    note: str | None = None
+    warnings: dict[str, int] | None = None
+    reject_samples: list[dict[str, Any]] | None = None
+
+
+class DatasetSummary(Answer):
+    name: str
+    rows_stored: int
+    rows_rejected: int
+
+
+class Datasets(Answer):
+    datasets: list[DatasetSummary]
+
+
+class TrainingJob(Answer):
+    job_id: str
+    status: Literal["QUEUED", "RUNNING", "SUCCEEDED", "FAILED"]
+
+
+class TrainingJobs(Answer):
+    jobs: list[TrainingJob]
+    next_token: str | None = None
+
+
+class ModelOverview(Answer):
+    model: str
+    current_version: str | None
+    versions: list[dict[str, Any]]
+
+
+class Models(Answer):
+    models: list[ModelOverview]
+
+
+class Pointer(Answer):
+    model: str
+    version: str
+
+
+class Plot(Answer):
+    name: str
+    url: str
+
+
+class Report(Answer):
+    model: str
+    version: str
+    plots: list[Plot]
+    report: Any = None
+    markdown: str | None = None
+
+
+# --- recommendations, profiles, sentiment -----------------------------------------------------
+
+class RecommendedItem(Answer):
+    item_id: str
+    score: float
+    reason: str
+
+
+class Recommendations(Answer):
+    strategy: Literal["personalized", "session", "popular", "content", "similar"]
+    model_version: str
+    items: list[RecommendedItem]
+    note: str | None = None
+
+
+class Segment(Answer):
+    segment_id: str
+    name: str
+    description: str
+    size: int
+
+
+class Segments(Answer):
+    segments: list[Segment]
+
+
+class AudienceMember(Answer):
+    user_id: str
+    score: float
+
+
+class Audience(Answer):
+    users: list[AudienceMember] | None = None
+
+
+class SentimentResult(Answer):
+    label: str
+    score: float
+    probabilities: dict[str, Any]
+    language: str | None = None
+    source: Literal["model", "blend", "prior"] | None = None
+    note: str | None = None
+
+
+class SentimentResults(Answer):
+    results: list[SentimentResult]
+    model_version: str | None = None
+    note: str | None = None
+
+
+# --- request bodies the routes read themselves ------------------------------------------------
+
+class _Described(GenerateJsonSchema):
+    """Request schemas as clients should send them: an optional field is left out, not null."""
+
+    def nullable_schema(self, schema):
+        return self.generate_inner(schema["schema"])
+
+    def default_schema(self, schema):
+        return self.generate_inner(schema["schema"])
+
+
+class SentimentRequest(BaseModel):
+    """`POST /v1/sentiment`, checked by tailor.sentiment.service (its messages are clearer)."""
+
+    text: str | None = None
+    texts: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    neutral_threshold: float | None = Field(default=None, ge=0, le=1)
+
+
+def request_body(model: type[BaseModel]) -> dict:
+    """`openapi_extensions` of a route that parses its body itself, described by `model`."""
+    schema = model.model_json_schema(schema_generator=_Described)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+MAX_BATCH = 500
+
+
+def batch_body(route: str) -> dict:
+    """`openapi_extensions` of a batch route (`{"<route>": [rows], "columns"?}`): any JSON per field
+    (rows are parsed leniently; the fuzzing tries mixed types), fields from the dataset's schema."""
+    record = {"type": "object", "properties": {name: {} for name in SCHEMAS[dataset_name(route)].field_names}}
+    schema = {"type": "object", "required": [route],
+              "properties": {route: {"type": "array", "maxItems": MAX_BATCH, "items": record},
+                             "columns": {"type": "object", "additionalProperties": {"type": "string"},
+                                         "description": "source column → field, e.g. {\"customer_id\": \"user_id\"}"}}}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
