@@ -48,8 +48,9 @@ local: venv ## Serve the API on http://127.0.0.1:3000 (PORT=..., MOTO_PORT=... (
 test: lint ## Lint the template and run every test (unit, integration, e2e)
 	$(PY) -m pytest tests
 
-lint: venv $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## ruff on the Python tree; cfn-lint, `sam validate --lint` and checkov on template.yaml
+lint: venv $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## ruff on the Python tree, mypy on shared/tailor; cfn-lint, `sam validate --lint` and checkov on template.yaml
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
 	AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none $(SAM) validate --lint --region us-east-1 --template template.yaml
 	@# Every finding fails the build unless the resource skips it with a justification (Metadata.checkov.skip).

@@ -609,6 +609,7 @@ def kmeans(x: np.ndarray, k: int, rng: np.random.Generator, restarts: int = KMEA
         inertia = float(np.maximum(dist[np.arange(len(x)), labels], 0).sum())
         if best is None or inertia < best[2] - 1e-9:
             best = (labels, centres, inertia)
+    assert best is not None, "kmeans needs at least one restart"
     return best
 
 
@@ -785,8 +786,9 @@ def _taste(seg_weight: np.ndarray, base_share: np.ndarray, cat_names: list[str])
              "lift": _round(lift[c], 3)} for c in order[:5]]
 
 
-def _attribute_highlights(members: np.ndarray, attributes: list[_Attribute], base_counts: dict) -> list[dict]:
-    found = []
+def _attribute_highlights(members: np.ndarray, attributes: list[_Attribute],
+                          base_counts: list[tuple[np.ndarray, int]]) -> list[dict]:
+    found: list[dict[str, Any]] = []
     for position, attr in enumerate(attributes):
         base, base_known = base_counts[position]
         codes = attr.codes[members]
@@ -942,8 +944,10 @@ def _segments(universe: np.ndarray, segment_of: np.ndarray, act: _Activity, cats
     if len(cats.user):
         np.add.at(seg_cat, (segment_index[cats.user], cats.category), cats.weight)
 
-    rated = np.isfinite(rating_mean) if rating_mean is not None else np.zeros(n, bool)
-    base_rating = float(rating_mean[rated].mean()) if rated.any() else math.nan
+    # No ratings at all reads as NaN everywhere: nobody rated.
+    user_rating = rating_mean if rating_mean is not None else np.full(n, np.nan)
+    rated = np.isfinite(user_rating)
+    base_rating = float(user_rating[rated].mean()) if rated.any() else math.nan
     segments, facts = [], []
     for s, members in enumerate(groups):
         segment_id = f"s{s + 1}"
@@ -963,18 +967,18 @@ def _segments(universe: np.ndarray, segment_of: np.ndarray, act: _Activity, cats
             taste = _taste(seg_cat[s], cats.base_share, cats.names)
             behaviour = _behaviour(events, act.recency_days[members], base_events, base_recency)
             seg_rated = members[rated[members]]
-            rating = (float(rating_mean[seg_rated].mean()), base_rating) if len(seg_rated) else None
+            rating = (float(user_rating[seg_rated].mean()), base_rating) if len(seg_rated) else None
             name, description, _ = _name_and_description(
                 len(members), n, taste, highlights, behaviour, bool(len(cats.names)), rating)
         fact = {"events": f"median {_events(float(np.median(events)))}"}
         if not is_inactive:
             if rated[members].any():
-                fact["rating"] = f"mean rating {float(rating_mean[members[rated[members]]].mean()):.1f}★"
+                fact["rating"] = f"mean rating {float(user_rating[members[rated[members]]].mean()):.1f}★"
             fact["recency"] = f"last active a median {float(np.median(act.recency_days[members])):.0f} days ago"
             fact["frequency"] = f"{float(act.frequency[members].mean()):.1f} events a month"
         facts.append(fact)
         total = seg_cat[s].sum()
-        by_share = np.argsort(-seg_cat[s], kind="stable")[:5] if total > 0 else []
+        by_share = np.argsort(-seg_cat[s], kind="stable")[:5] if total > 0 else np.zeros(0, dtype=np.int64)
         statistics = {
             "share_of_users": _round(len(members) / n),
             "mean_events": _round(events.mean(), 2),

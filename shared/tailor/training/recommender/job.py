@@ -50,7 +50,7 @@ def load_training_data(store) -> tuple[Interactions, ItemCatalog | None]:
     catalog = None
     if items is not None and items.num_rows:
         get = lambda name: items.column(name).to_pylist() if name in items.column_names else [None] * items.num_rows
-        catalog = ItemCatalog(get("item_id"), get("title"), get("categories"), get("description"))
+        catalog = ItemCatalog(get("item_id"), get("title"), get("categories"), get("description"))  # type: ignore[arg-type]  # stored ids are never null
     return interactions, catalog
 
 
@@ -80,12 +80,14 @@ def ease_on_validation(interactions: Interactions, fraction: float = 0.2, groups
     seen_indptr = np.zeros(len(user_ids) + 1, dtype=np.int64)
     np.cumsum(np.bincount(users[~held], minlength=len(user_ids)), out=seen_indptr[1:])
     relevant = [items[held & (users == u)] for u in range(len(user_ids))]
-    best = None
+    best: dict | None = None
+    best_top = None
     for lam in EASE_LAMBDAS:
         top = evaluation.top_k_unseen(train @ ease_weights(train, lam), seen_indptr, seen_indices, 30)
         metrics = {**evaluation.ranking_metrics(top, relevant, len(item_ids), 10), "lambda": lam}
         if best is None or metrics["ndcg"] > best["ndcg"]:
             best, best_top = metrics, top
+    assert best is not None  # EASE_LAMBDAS is not empty
     families = product_families(train, item_ids, groups or {})
     if families["families"] < len(item_ids):  # variants exist: the honest figure counts a family once
         popular = evaluation.top_k_unseen(np.broadcast_to(train.sum(axis=0), train.shape).copy(),
@@ -141,6 +143,8 @@ def serve_with(artifact, served: str, lam: float | None):
     config = {**artifact.config, "scorer": served}
     arrays = dict(artifact.arrays)
     if served == "ease":
+        if lam is None:
+            raise ValueError("serving EASE needs the lambda chosen on validation")
         indptr, indices = arrays["seen_indptr"], arrays["seen_indices"]
         n_users, n_items = len(indptr) - 1, len(arrays["item_ids"])
         matrix = np.zeros((n_users, n_items), dtype=np.float64)
@@ -215,10 +219,10 @@ def train(ctx: TrainingContext) -> Candidate:
     # The gate then holds the served candidate against the best of the others (it beats them by
     # construction; equal scores keep the current model) and against the current version.
     others = {CANDIDATE_NAMES[n]: v for n, v in candidates.items() if n != served}
-    best_other = max(others, key=others.get) if others else None
+    best_other = max(others, key=lambda name: others[name]) if others else None
     return Candidate(artifacts=artifacts, metrics=metrics, report=files, gate_metric="ndcg@10",
                      score=metrics["ndcg@10"], baseline_name=best_other,
-                     baseline=others.get(best_other), on_decided=refresh_profiles, selection=selection)
+                     baseline=others[best_other] if best_other else None, on_decided=refresh_profiles, selection=selection)
 
 
 LOW_RATING = 2.0  # on the 1-5 scale: a 1- or 2-star item is never cited as a reason

@@ -37,6 +37,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import keras
 import numpy as np
@@ -177,8 +178,9 @@ class _Content:
         texts = [""] * n_items
         if catalog is not None:
             row_of = {item: row for row, item in enumerate(item_ids.tolist())}
+            descriptions = catalog.descriptions or [None] * len(catalog.item_ids)  # filled in __post_init__
             for item, title, names, description in zip(catalog.item_ids, catalog.titles, catalog.categories,
-                                                       catalog.descriptions):
+                                                       descriptions):
                 row = row_of.get(item)
                 if row is not None:
                     categories[row] = split_categories(names)
@@ -513,13 +515,15 @@ class _EpochEvaluator(keras.callbacks.Callback):
         self.evaluate, self.metric, self.higher_is_better = evaluate, metric, higher_is_better
         self.patience, self.progress, self.stage, self.epochs = patience, progress, stage, epochs
         self.history: list[dict] = []
-        self.best_epoch, self.best_value, self._best_weights = 0, None, None
+        self.best_epoch, self.best_value = 0, None
+        self._best_weights: list[np.ndarray] | None = None
         self._started = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
         entry = {"epoch": epoch + 1, "loss": float((logs or {}).get("loss", float("nan")))}
         if self.evaluate is not None:
             entry.update(self.evaluate())
+            assert self.metric is not None, "an evaluator needs the metric it watches"
             value = entry[self.metric]
             better = self.best_value is None or (value > self.best_value if self.higher_is_better
                                                  else value < self.best_value)
@@ -653,7 +657,7 @@ def _ranking_on(user_vectors: np.ndarray, item_vectors: np.ndarray, seen: tuple[
         evaluation.top_k_unseen(user_vectors[batch] @ item_vectors.T, *seen, k, rows=batch)
         for batch in np.array_split(users, max(1, -(-len(users) // chunk)))])
     position = {user: row for row, user in enumerate(users.tolist())}
-    relevant = [[] for _ in users]
+    relevant: list[list[int]] = [[] for _ in users]
     for user, item in zip(held_users.tolist(), held_items.tolist()):
         if user in position:
             relevant[position[user]].append(item)
@@ -756,6 +760,7 @@ def _train_rating(data: _Encoded, config: RatingConfig, seed: int, validation_fr
     if len(rows) == 0:
         return None
     n_users, n_items = len(data.user_ids), len(data.item_ids)
+    assert data.ratings is not None  # _rating_rows found rated rows
     users, items, ratings = data.users[rows], data.items[rows], data.ratings[rows]
     started = time.monotonic()
     held = _rating_validation_split(data, rows, config, validation_fraction, seed)
@@ -823,10 +828,10 @@ def train_recommender(interactions: Interactions, catalog: ItemCatalog | None = 
     # What a new item gets (its content alone) and what an anonymous session gets (no user embedding).
     content_only = ops.convert_to_numpy(run.model.item_tower(None, content_only=True)).astype(np.float32)
     cold = _ranking_on(scorer.user_matrix, content_only, seen, held_users, held_items, max_users, seed)
-    sessions = np.hstack([pooled_users(arrays), np.ones((n_users, 1), np.float32)])
-    sessions = _ranking_on(sessions, scorer.item_matrix, seen, held_users, held_items, max_users, seed)
+    session_vectors = np.hstack([pooled_users(arrays), np.ones((n_users, 1), np.float32)])
+    sessions = _ranking_on(session_vectors, scorer.item_matrix, seen, held_users, held_items, max_users, seed)
     audience_rule, audiences = _choose_audience_rule(scorer, fit, held_users, held_items, seed)
-    report = {
+    report: dict[str, Any] = {
         "validation": {
             "protocol": "T1 on the training data: per user the newest "
                         f"{validation_fraction:.0%} held out, full ranking, k=10",

@@ -168,6 +168,8 @@ class SentimentTrainingResult:
     artifact: SentimentArtifact
     metrics: dict
     history: list[dict]  # one entry per epoch: stage, epoch, loss, accuracy, val_* ...
+    # The validation texts and their true labels: the job scores the serving version on them too.
+    validation: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))
 
 
 # --------------------------------------------------------------------------- features
@@ -643,11 +645,11 @@ def _stratified_split(y: np.ndarray, fraction: float, seed: int,
     """Stratified validation split drawn from ``candidates`` (default: all); the rest trains."""
     rng = np.random.default_rng(seed)
     candidates = np.arange(len(y)) if candidates is None else candidates
-    validation = []
+    per_class = []
     for c in np.unique(y):
         members = rng.permutation(candidates[y[candidates] == c])
-        validation.append(members[: int(round(len(members) * fraction))])
-    validation = np.sort(np.concatenate(validation))
+        per_class.append(members[: int(round(len(members) * fraction))])
+    validation = np.sort(np.concatenate(per_class))
     train = np.setdiff1d(np.arange(len(y)), validation)
     return train, validation
 
@@ -869,9 +871,8 @@ def train_sentiment(
         "validation_accuracy": metrics["accuracy"],
         "languages": languages,  # labelled reviews per language and class: how far serving trusts the model
     })
-    result = SentimentTrainingResult(model=model, artifact=artifact, metrics=metrics, history=history)
-    result.validation = ([val_texts[i] for i in range(len(val_texts))], [classes[c] for c in val_y])
-    return result
+    return SentimentTrainingResult(model=model, artifact=artifact, metrics=metrics, history=history,
+                                   validation=([val_texts[i] for i in range(len(val_texts))], [classes[c] for c in val_y]))
 
 
 def _best_epoch(history: list[dict]) -> int:
@@ -908,9 +909,10 @@ def evaluation_metrics(y_true: np.ndarray, probabilities: np.ndarray, classes: S
         low, high = edges[i], edges[i + 1]
         members = (confidence > low) & (confidence <= high) if i else (confidence >= low) & (confidence <= high)
         count = int(members.sum())
-        accuracy = float(correct[members].mean()) if count else None
-        mean_confidence = float(confidence[members].mean()) if count else None
+        accuracy: float | None = None
+        mean_confidence: float | None = None
         if count:
+            accuracy, mean_confidence = float(correct[members].mean()), float(confidence[members].mean())
             ece += count / len(y_true) * abs(accuracy - mean_confidence)
         table.append({"low": float(low), "high": float(high), "count": count,
                       "accuracy": accuracy, "mean_confidence": mean_confidence})
