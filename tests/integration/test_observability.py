@@ -1,5 +1,5 @@
 """Metrics as CloudWatch receives them: one EMF line per invocation, route templates as dimensions,
-fallbacks and model versions from the answers, ingest row counts, and no customer data."""
+fallbacks and model versions from the services that answered, ingest row counts, and no customer data."""
 
 from __future__ import annotations
 
@@ -13,10 +13,27 @@ from tailor.api.http import make_handler
 router = APIGatewayRouter()
 
 
+class _Cache:
+    """The served model a ModelCache would give: a hand-made version (tests/fixtures/synthetic)."""
+
+    def __init__(self):
+        from tailor.recommend.scorer import Recommender
+        from tailor.recommend.service import ServedModel
+        from tests.fixtures.synthetic import recommender_files
+
+        files = recommender_files([f"u-{n}" for n in range(40, 50)], [f"i-{n}" for n in range(20)])
+        self.model = ServedModel(Recommender.from_files(files), {})
+
+    def get(self):
+        return self.model, "20261128T000000Z-abcd"
+
+
 @router.get("/v1/users/<user_id>/recommendations")
 def _recommend(user_id: str):
-    strategy = "popular" if user_id.startswith("new") else "personalized"
-    return {"strategy": strategy, "model_version": "20261128T000000Z-abcd", "items": []}
+    from tailor.recommend.service import RecommendService
+
+    # The real service: the metrics of an answer are its own (a stranger falls back to popular).
+    return RecommendService(_Cache()).for_user(user_id, 5)  # type: ignore[arg-type]
 
 
 @router.get("/v1/boom")
@@ -71,3 +88,30 @@ def test_ingest_reports_rows_stored_and_rejected(aws, capsys):
     blob = _request_blob(capsys.readouterr().out)
     assert (blob["RowsStored"], blob["RowsRejected"]) == ([2.0], [1.0])
     assert blob["route"] == "POST /v1/events" and blob["dataset"] == "interactions"
+
+
+class _SentimentCache:
+    last_error = None
+
+    def get(self):
+        from tailor.sentiment.scorer import SentimentScorer
+        from tests.fixtures.synthetic import sentiment_files
+
+        return SentimentScorer.from_files(sentiment_files("v-sentiment-1")), "v-sentiment-1"
+
+
+@router.post("/v1/sentiment")
+def _sentiment():
+    from tailor.sentiment.service import SentimentService
+
+    return SentimentService(None, None, _SentimentCache()).score(router.current_event.json_body)  # type: ignore[arg-type]
+
+
+def test_a_sentiment_answer_reports_the_model_version_that_scored_it(capsys):
+    handler = make_handler(router)
+    capsys.readouterr()
+    event = api_event("POST", "/v1/sentiment", {"texts": ["great, I love it"]}, resource="/v1/sentiment")
+    assert handler(event, LambdaContext())["statusCode"] == 200
+    blob = _request_blob(capsys.readouterr().out)
+    assert blob["ModelVersionServed"] == [1.0] and blob["model_version"] == "v-sentiment-1"
+    assert "Fallback" not in blob and "strategy" not in blob

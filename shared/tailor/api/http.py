@@ -143,25 +143,12 @@ def make_handler(*routers: Router, on_records: Callable[[dict], Any] | None = No
 
 
 def _record_request(route: str, response: Any, latency_ms: float) -> None:
-    """Requests, Latency and ServerErrors per route; for answers from a model, which version
-    answered and whether a recommendation fell back to popular items (design §4 `strategy`)."""
+    """Requests, Latency and ServerErrors per route. Which model version answered and whether a
+    recommendation fell back to popular items are the services' own metrics (tailor.recommend.service,
+    tailor.sentiment.service), flushed with these."""
     metrics.add_dimension("route", route)
     metrics.add_metric("Requests", MetricUnit.Count, 1)
     metrics.add_metric("Latency", MetricUnit.Milliseconds, latency_ms)
     status = response.get("statusCode") if isinstance(response, dict) else None
     failed = response is None or (isinstance(status, int) and status >= 500)  # None: the handler raised
     metrics.add_metric("ServerErrors", MetricUnit.Count, 1 if failed else 0)
-    body = response.get("body") if isinstance(response, dict) and status == 200 else None
-    # Answers from a model start with their `strategy`/`model_version` (recommend_service, sentiment_service).
-    if not isinstance(body, str) or '"model_version"' not in body[:300]:
-        return
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        return
-    if answer.get("model_version"):
-        metrics.add_metadata("model_version", str(answer["model_version"]))
-        metrics.add_metric("ModelVersionServed", MetricUnit.Count, 1)
-    if answer.get("strategy"):
-        metrics.add_metadata("strategy", str(answer["strategy"]))
-        metrics.add_metric("Fallback", MetricUnit.Count, 1 if answer["strategy"] == "popular" else 0)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tailor.core.errors import Invalid, NotFound, PayloadTooLarge, Unavailable
+from tailor.core.observability import MetricUnit, metrics
 from tailor.models.cache import ModelCache
 from tailor.models.registry import ModelRegistry
 from tailor.sentiment.scorer import ARTIFACT_FILES, PriorScorer, SentimentScorer
@@ -81,7 +82,11 @@ class SentimentService:
                 raise
             # Nothing trained yet: the lexicon answers (English, Chinese), each result says so.
             return {"results": PriorScorer().score(texts, neutral_threshold=threshold), "note": PriorScorer.NOTE}
-        return {"model_version": version, "results": scorer.score(texts, neutral_threshold=threshold)}
+        results = scorer.score(texts, neutral_threshold=threshold)
+        # Which version answered (tailor.core.observability); the lexicon above is no version.
+        metrics.add_metadata("model_version", str(version))
+        metrics.add_metric("ModelVersionServed", MetricUnit.Count, 1)
+        return {"model_version": version, "results": results}
 
     def item_summary(self, item_id: str) -> dict:
         return self._summary("item", item_id)
