@@ -68,8 +68,15 @@ def validate_neutral_threshold(body: dict) -> float | None:
 
 
 class SentimentService:
-    def __init__(self, store: ObjectStore, state: StateTable, models: ModelCache[SentimentScorer]):
-        self.store, self.state, self.models = store, state, models
+    def __init__(self, store: ObjectStore, state: StateTable, models: ModelCache[SentimentScorer] | None):
+        # No model cache: a training job's batch scoring with the scorer it just trained.
+        self.store, self.state, self._models = store, state, models
+
+    @property
+    def models(self) -> ModelCache[SentimentScorer]:
+        if self._models is None:
+            raise Unavailable("this sentiment service scores batches only: it has no model cache")
+        return self._models
 
     # ---- requests -------------------------------------------------------------------------
     def score(self, body: object) -> dict:
