@@ -7,6 +7,8 @@ import copy
 import importlib.util
 import json
 import sys
+import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -96,3 +98,22 @@ def fresh_account(monkeypatch):
         boto3.client("dynamodb").create_table(TableName=TABLE, **table_definition())
         yield SimpleNamespace(s3=boto3.client("s3"), bucket=BUCKET, table=TABLE)
     bootstrap.reset()
+
+
+def run_threads(workers: list[Callable[[], None]]) -> list[str]:
+    """Run each worker on its own thread and return the errors they raised. An exception in a
+    thread is otherwise only a pytest warning: the caller asserts this list is empty."""
+    errors: list[str] = []
+
+    def guarded(work: Callable[[], None]) -> None:
+        try:
+            work()
+        except Exception as error:  # noqa: BLE001 - every failure is the finding
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=guarded, args=(work,)) for work in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

@@ -8,6 +8,7 @@ test names the protection it guards; it was checked to fail with that protection
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -16,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from harness import BUCKET, TABLE, LambdaContext, call, load_handler, s3_event
+from harness import BUCKET, TABLE, LambdaContext, call, load_handler, run_threads, s3_event
 
 from tailor import bootstrap
 from tailor.training.runner import Candidate
@@ -311,13 +312,18 @@ def test_the_same_s3_event_delivered_twice_ingests_once(aws, atomic_moto):
     aws.s3.put_object(Bucket=BUCKET, Key=key, Body=rows.encode())
     event = s3_event(key, len(rows))
     handler = load_handler("ingest")
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(handler(event, LambdaContext()))) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    handler(event, LambdaContext())  # and once more, late
+    results: list[dict] = []
+    errors = run_threads([lambda: results.append(handler(event, LambdaContext())) for _ in range(2)])
+    assert errors == []
+    late = handler(event, LambdaContext())  # and once more, late
+    # One delivery stored the 20 rows. Each other one stored nothing and said why: "duplicate"
+    # (the ledger knew the content) or, once the stored upload was deleted, "refused" (the object
+    # no longer exists); which of the two the concurrent one gets depends on timing.
+    answers = [r for answer in [*results, late] for r in answer["ingested"]]
+    assert sorted(r["status"] for r in answers if r["rows_stored"]) == ["stored"], json.dumps(answers)
+    assert [r["rows_stored"] for r in answers if r["status"] == "stored"] == [20]
+    others = [r for r in answers if r["status"] != "stored"]
+    assert len(others) == 2 and all(r["status"] in ("duplicate", "refused") and r["message"] for r in others), others
     datasets = {d["name"]: d for d in call("ingest", "GET", "/v1/datasets")[1]["datasets"]}
     assert datasets["interactions"]["rows_stored"] == 20, datasets["interactions"]
 
@@ -374,15 +380,14 @@ def test_concurrent_training_requests_keep_job_records_and_the_pointer_whole(ser
             load_model(serving, version)  # raises if the pointer names a version with missing files
             seen.append(version)
 
-    reader = threading.Thread(target=read_pointer)
-    reader.start()
-    runners = [threading.Thread(target=lambda e=e: outcomes.append(run_training(e))) for e in sent]
-    for thread in runners:
-        thread.start()
-    for thread in runners:
-        thread.join()
-    stop.set()
-    reader.join()
+    def runs_then_stop():
+        try:
+            assert run_threads([lambda e=e: outcomes.append(run_training(e)) for e in sent]) == []
+        finally:
+            stop.set()
+
+    # The reader's failure (a pointer naming a version with missing files) is collected, not a warning.
+    assert run_threads([read_pointer, runs_then_stop]) == []
     assert sorted(o["status"] for o in outcomes) == ["SUCCEEDED"] * 6
     records = [job(job_id) for job_id in job_ids]
     assert all(r["status"] == "SUCCEEDED" and r["results"]["recommender"]["version"] for r in records)

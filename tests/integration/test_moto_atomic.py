@@ -7,32 +7,12 @@ requests raised ``ValueError: I/O operation on closed file`` in one run (moto 5,
 from __future__ import annotations
 
 import sys
-import threading
-from collections.abc import Callable
 from functools import partial
 
 import boto3
-from harness import BUCKET, TABLE
+from harness import BUCKET, TABLE, run_threads
 
 from infra.local.moto_atomic import make_requests_atomic
-
-
-def run_threads(workers: list[Callable[[], None]]) -> list[str]:
-    """Run each worker on its own thread; the errors they raised."""
-    errors: list[str] = []
-
-    def guarded(work: Callable[[], None]) -> None:
-        try:
-            work()
-        except Exception as error:  # noqa: BLE001 - every failure is the finding
-            errors.append(repr(error))
-
-    threads = [threading.Thread(target=guarded, args=(work,)) for work in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def key(pk: str) -> dict:
