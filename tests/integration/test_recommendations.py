@@ -104,3 +104,53 @@ def test_new_item_gets_similar_items_from_its_content(trained):
     status, body = call("recommend", "GET", "/v1/items/brand-new-item/similar", resource="/v1/items/{item_id}/similar",
                         path_params={"item_id": "brand-new-item"}, query={"k": "3"})
     assert status == 200 and body["strategy"] == "content" and len(body["items"]) == 3
+
+
+def test_include_seen_and_exclude_change_what_a_user_is_offered(trained):
+    _, interactions, _ = trained
+    user = interactions[0]["user_id"]
+    seen = {r["item_id"] for r in interactions if r["user_id"] == user}
+    status, fresh = recs(user, k=10)
+    assert status == 200 and not seen & {i["item_id"] for i in fresh["items"]}
+    # include_seen: items the customer already chose may come back (this user's best-scored ones do).
+    status, again = recs(user, k=50, include_seen="true")
+    assert status == 200 and seen & {i["item_id"] for i in again["items"]}, "include_seen kept every seen item out"
+    # exclude, repeated or comma-separated: the named items never appear, the rest keeps its order.
+    dropped = [i["item_id"] for i in fresh["items"][:2]]
+    event_query = {"k": "10", "exclude": ",".join(dropped)}
+    status, body = recs(user, **event_query)
+    assert status == 200 and not set(dropped) & {i["item_id"] for i in body["items"]}
+    assert [i["item_id"] for i in body["items"]][:8] == [i["item_id"] for i in fresh["items"][2:10]]
+
+
+def test_category_filters_session_and_similar_item_answers(trained):
+    _, _, items = trained
+    category = items[0]["categories"].split("|")[0]
+    members = {i["item_id"] for i in items if category in i["categories"].split("|")}
+    assert 3 < len(members) < len(items), "the generated shop needs a category that is neither tiny nor everything"
+    others = [i["item_id"] for i in items if i["item_id"] not in members][:2]
+    status, body = call("recommend", "POST", "/v1/recommendations", {"recent_items": others, "k": 3, "category": category})
+    assert status == 200 and body["items"] and {i["item_id"] for i in body["items"]} <= members
+    item = items[0]["item_id"]
+    status, body = call("recommend", "GET", f"/v1/items/{item}/similar", resource="/v1/items/{item_id}/similar",
+                        path_params={"item_id": item}, query={"k": "3", "category": category})
+    assert status == 200 and body["items"] and {i["item_id"] for i in body["items"]} <= members - {item}
+    assert call("recommend", "POST", "/v1/recommendations",
+                {"recent_items": others, "category": "No Such Category"})[0] == 404
+
+
+def test_rankings_come_best_first_and_take_at_most_500_candidates(trained):
+    _, interactions, items = trained
+    user = interactions[0]["user_id"]
+    candidates = [i["item_id"] for i in items[:40]]
+    path = {"resource": "/v1/users/{user_id}/rankings", "path_params": {"user_id": user}}
+    status, body = call("recommend", "POST", f"/v1/users/{user}/rankings", {"item_ids": candidates[::-1]}, **path)
+    assert status == 200 and body["strategy"] == "personalized"
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) > 1
+    # The order is the model's, not the request's: the same candidates in the other order rank the same.
+    again = call("recommend", "POST", f"/v1/users/{user}/rankings", {"item_ids": candidates}, **path)[1]
+    assert [i["item_id"] for i in again["items"]] == [i["item_id"] for i in body["items"]]
+    many = [i["item_id"] for i in items] * (501 // len(items) + 1)
+    status, body = call("recommend", "POST", f"/v1/users/{user}/rankings", {"item_ids": many[:501]}, **path)
+    assert status == 422 and "item_ids" in body["error"]["message"], body
