@@ -87,6 +87,21 @@ def test_newer_item_rows_replace_older_ones(aws):
     assert dict(zip(table.column("item_id").to_pylist(), table.column("title").to_pylist())) == {"i1": "New", "i2": "B"}
 
 
+def test_newer_user_and_review_rows_replace_older_ones(aws):
+    # Newest row wins per key (user_id, review_id), across batches and within one batch.
+    call("ingest", "POST", "/v1/users", {"users": [{"user_id": "u1", "country": "FR"}, {"user_id": "u2", "country": "DE"}]})
+    call("ingest", "POST", "/v1/users", {"users": [{"user_id": "u1", "country": "ES"}, {"user_id": "u1", "country": "IT"}]})
+    users = read_dataset(object_store(), "users")
+    assert dict(zip(users.column("user_id").to_pylist(), users.column("country").to_pylist())) == {"u1": "IT", "u2": "DE"}
+    review = {"review_id": "r1", "user_id": "u1", "item_id": "i1", "timestamp": "2030-01-01T00:00:00Z"}
+    call("ingest", "POST", "/v1/reviews", {"reviews": [{**review, "text": "first draft", "rating": 2}]})
+    call("ingest", "POST", "/v1/reviews", {"reviews": [{**review, "text": "changed my mind, great", "rating": 5},
+                                                       {**review, "review_id": "r2", "text": "fine", "rating": 4}]})
+    reviews = read_dataset(object_store(), "reviews")
+    by_id = {r["review_id"]: (r["text"], r["rating"]) for r in reviews.to_pylist()}
+    assert by_id == {"r1": ("changed my mind, great", 5), "r2": ("fine", 4)}
+
+
 def test_oversized_and_empty_files_are_refused_with_a_message(aws):
     big = b"user_id,item_id,timestamp\n" + b"u,i,1\n" * (6 * 2**20 // 6)
     assert "limit is 5 MB" in upload(aws, "incoming/interactions/big.csv", big)["message"]
