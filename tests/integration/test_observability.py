@@ -102,9 +102,10 @@ class _SentimentCache:
 
 @router.post("/v1/sentiment")
 def _sentiment():
-    from tailor.sentiment.service import SentimentService
+    from tailor.sentiment.service import SentimentService, parse_request
 
-    return SentimentService(None, None, _SentimentCache()).score(router.current_event.json_body)  # type: ignore[arg-type]
+    texts, threshold = parse_request(router.current_event.json_body)
+    return SentimentService(None, None, _SentimentCache()).score(texts, threshold)  # type: ignore[arg-type]
 
 
 def test_a_sentiment_answer_reports_the_model_version_that_scored_it(capsys):

@@ -13,7 +13,7 @@ from tailor.jobs.service import TrainingJobs
 from tailor.models.cache import ModelCache
 from tailor.models.promotion import promotion_decision
 from tailor.models.registry import ModelRegistry
-from tailor.sentiment.service import SentimentService
+from tailor.sentiment.service import SentimentService, parse_request
 from tailor.storage import keys
 from tests.fakes import FakeInvoker, FakeObjectStore, FakeStateTable
 
@@ -156,10 +156,10 @@ def test_the_gate_rejects_a_candidate_below_the_baseline_or_too_far_below_the_cu
 def test_sentiment_answers_from_the_lexicon_before_any_model_and_reads_summaries():
     registry = registry_with()
     service = SentimentService(registry.store, registry.state, ModelCache(registry, "sentiment", load_text))
-    answer = service.score({"texts": ["love it, great quality", "awful, it broke"]})
+    answer = service.score(*parse_request({"texts": ["love it, great quality", "awful, it broke"]}))
     assert [r["label"] for r in answer["results"]] == ["POSITIVE", "NEGATIVE"] and "model_version" not in answer
     with pytest.raises(Invalid):
-        service.score({"text": "a", "texts": ["b"]})
+        parse_request({"text": "a", "texts": ["b"]})
     with pytest.raises(NotFound):
         service.item_summary("i1")
     registry.state.put({"pk": keys.sentiment_pk("item", "i1"), "sk": keys.SUMMARY_SK, "item_id": "i1", "reviews": 2})

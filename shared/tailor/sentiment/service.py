@@ -67,6 +67,12 @@ def validate_neutral_threshold(body: dict) -> float | None:
     return float(threshold)
 
 
+def parse_request(body: object) -> tuple[list[str], float | None]:
+    """The body of `POST /v1/sentiment` → (texts, neutral threshold), or a clear 413/422."""
+    texts = validate_texts(body)
+    return texts, validate_neutral_threshold(body) if isinstance(body, dict) else None  # validate_texts refused the rest
+
+
 class SentimentService:
     def __init__(self, store: ObjectStore, state: StateTable, models: ModelCache[SentimentScorer] | None):
         # No model cache: a training job's batch scoring with the scorer it just trained.
@@ -79,9 +85,8 @@ class SentimentService:
         return self._models
 
     # ---- requests -------------------------------------------------------------------------
-    def score(self, body: object) -> dict:
-        texts = validate_texts(body)
-        threshold = validate_neutral_threshold(body) if isinstance(body, dict) else None  # validate_texts refused the rest
+    def score(self, texts: list[str], threshold: float | None = None) -> dict:
+        """Score `texts` (see `parse_request`); `threshold` is the optional neutral threshold."""
         try:
             scorer, version = self.models.get()
         except Unavailable:

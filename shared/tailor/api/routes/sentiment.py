@@ -9,13 +9,14 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from tailor.api.http import json_body
 from tailor.api.models import Object, SentimentRequest, SentimentResults, answers, request_body
 from tailor.bootstrap import sentiment_service
+from tailor.sentiment.service import parse_request
 
 router = APIGatewayRouter()
 
 
 @router.post("/v1/sentiment", responses=answers(SentimentResults), openapi_extensions=request_body(SentimentRequest))
 def post_sentiment():
-    return sentiment_service().score(json_body(router))
+    return sentiment_service().score(*parse_request(json_body(router)))
 
 
 @router.get("/v1/items/<item_id>/sentiment", responses=answers(Object))
