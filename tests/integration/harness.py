@@ -4,9 +4,7 @@ and the canonical events from `sam local generate-event` adapted per request."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -16,6 +14,8 @@ from urllib.parse import quote_plus
 
 import boto3
 from moto import mock_aws
+
+from tests.fixtures.handlers import load_handler
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"
@@ -28,17 +28,6 @@ def table_definition() -> dict:
 
     props = load_template(ROOT / "template.yaml")["Resources"]["StateTable"]["Properties"]
     return {k: props[k] for k in ("KeySchema", "AttributeDefinitions", "BillingMode")}
-
-
-def load_handler(function: str):
-    """Import functions/<function>/app.py the way Lambda does (its folder is the code root)."""
-    name = f"tailor_test_{function}_app"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / function / "app.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name].lambda_handler
 
 
 class LambdaContext:

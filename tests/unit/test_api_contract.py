@@ -4,13 +4,12 @@ the OpenAPI document the API publishes (tailor.api.routes.openapi, generated fro
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 from infra.template import load_template
+from tests.fixtures.handlers import load_handler
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,13 +40,7 @@ def _template_routes(template: dict) -> dict[str, set[tuple[str, str]]]:
 
 def _resolver(folder: str):
     """functions/<folder>/app.py imported the way Lambda does; its handler's resolver."""
-    name = f"tailor_contract_{folder}_app"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / folder / "app.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name].lambda_handler.app
+    return load_handler(folder).app
 
 
 def _registered(app) -> set[tuple[str, str]]:

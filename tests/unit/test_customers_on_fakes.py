@@ -4,7 +4,6 @@ sentiment field, failing asynchronous exports, and the monthly sentiment trend."
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime
 
 import pytest
@@ -16,14 +15,7 @@ from tailor.datasets.ingest import IngestService
 from tailor.sentiment.service import summarise
 from tailor.storage import keys
 from tests.fakes import FakeObjectStore, FakeStateTable
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a domain-service unit test tried to open a network connection")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+from tests.fakes.network import no_network  # noqa: F401  (autouse: connections refused)
 
 
 def upload(service: IngestService, store: FakeObjectStore, name: str, text: str) -> dict:

@@ -16,14 +16,7 @@ from tailor.models.registry import ModelRegistry
 from tailor.sentiment.service import SentimentService, parse_request
 from tailor.storage import keys
 from tests.fakes import FakeInvoker, FakeObjectStore, FakeStateTable
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a domain-service unit test tried to open a network connection")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+from tests.fakes.network import no_network  # noqa: F401  (autouse: connections refused)
 
 
 def test_the_network_guard_refuses_connections():
