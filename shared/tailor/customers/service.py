@@ -22,7 +22,7 @@ import secrets
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from tailor.models.cache import ModelCache
 from tailor.storage import keys
 from tailor.storage.dynamo import StateTable
 from tailor.storage.s3 import ObjectStore
+
+if TYPE_CHECKING:
+    from tailor.privacy.erase import UserErasure
 
 PROFILE_SK, SEGMENTS_PK, META_SK = keys.PROFILE_SK, keys.SEGMENTS_PK, keys.SEGMENTS_META_SK
 MAX_AUDIENCE = 100_000
@@ -122,6 +125,36 @@ class ProfileStore:
              "set": {"user_id": user, "attributes": {name: columns[name][row] for name in names
                                                      if columns[name][row] not in (None, "")}}}
             for user, row in latest.items()])
+
+    # ---- privacy erase ---------------------------------------------------------------------
+    def erase_user(self, erasure: UserErasure) -> None:
+        """The user's profile items, their place in segment samples and sizes, and their lines in
+        audience exports (an export left with its header only is deleted)."""
+        erasure.text_objects(keys.EXPORTS_PREFIX, erasure.drop_lines, keep_header_only=False)
+        user_id = erasure.user_id
+        items = self.state.query(profile_key(user_id))
+        built = next((i for i in items if i["sk"] == PROFILE_SK and i.get("built_at")), None)
+        segment_id = ((built or {}).get("segment") or {}).get("segment_id")
+        for item in items:
+            self.state.delete(item["pk"], item["sk"])
+            erasure.report["items"]["deleted"] += 1
+        for segment in self.state.query(SEGMENTS_PK):
+            changed = False
+            if segment["sk"] == META_SK:
+                if built is not None and segment.get("users"):
+                    segment["users"] = int(segment["users"]) - 1
+                    changed = True
+            else:
+                members = segment.get("sample_members") or []
+                if user_id in members:
+                    segment["sample_members"] = [m for m in members if m != user_id]
+                    changed = True
+                if segment["sk"] == segment_id and segment.get("size"):
+                    segment["size"] = int(segment["size"]) - 1
+                    changed = True
+            if changed:
+                self.state.put(segment)
+                erasure.report["items"]["updated"] += 1
 
     # ---- read by the API -------------------------------------------------------------------
     def get(self, user_id: str) -> dict | None:

@@ -229,7 +229,7 @@ class IngestService:
         return result
 
     def summary(self) -> list[dict]:
-        stats = {i["sk"]: i for i in self.state.query("DATASET")}
+        stats = {i["sk"]: i for i in self.state.query(keys.DATASET_STATS_PK)}
         out = []
         for name in SCHEMAS:
             item = stats.get(name, {})
@@ -270,7 +270,7 @@ class IngestService:
             self.state.transact(
                 new=[{"pk": keys.batch_pk(batch_id), "sk": keys.BATCH_SK, "dataset": name, "source": source, "at": _iso(now)}],
                 puts=[log],
-                adds=[("DATASET", name, {"last_ingest": _iso(now)},
+                adds=[(keys.DATASET_STATS_PK, name, {"last_ingest": _iso(now)},
                        {"rows_stored": result.rows_stored, "rows_rejected": result.rows_rejected, "files": 1})],
             )
         except ConditionFailed:  # a concurrent delivery of the same batch won the race
@@ -294,7 +294,7 @@ class IngestService:
         now = _now_ms()
         log = self._log_item(result, now)
         self.state.transact(puts=[log],
-                            adds=[("DATASET", name, {"last_ingest": _iso(now), "last_error": message}, {})])
+                            adds=[(keys.DATASET_STATS_PK, name, {"last_ingest": _iso(now), "last_error": message}, {})])
         result._log = log  # type: ignore[attr-defined]
         return result
 

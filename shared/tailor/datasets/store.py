@@ -13,10 +13,18 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from tailor.datasets.schemas import SCHEMAS, Schema, Validated
 from tailor.storage import keys
+from tailor.storage.dynamo import StateTable
 from tailor.storage.s3 import ObjectStore
+
+if TYPE_CHECKING:
+    from tailor.privacy.erase import UserErasure
+
+# The datasets whose rows name a customer (privacy erase).
+USER_DATASETS = ("interactions", "users", "reviews")
 
 PREFIX = keys.DATASETS_PREFIX
 
@@ -41,7 +49,7 @@ def to_table(validated: Validated, ingested_at_ms: int):
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def _parquet_bytes(table) -> bytes:
+def parquet_bytes(table) -> bytes:
     import pyarrow.parquet as pq
 
     sink = io.BytesIO()
@@ -68,11 +76,11 @@ def write_batch(store: ObjectStore, validated: Validated, batch_id: str, ingeste
         for month in sorted(set(months.to_pylist())):
             part = table.filter(pc.equal(months, pa.scalar(month)))
             key = keys.dataset_key("interactions", batch_id, month)
-            store.put(key, _parquet_bytes(part))
+            store.put(key, parquet_bytes(part))
             stored.append(key)
     else:
         key = keys.dataset_key(schema.name, batch_id)
-        store.put(key, _parquet_bytes(table))
+        store.put(key, parquet_bytes(table))
         stored.append(key)
     return stored
 
@@ -128,3 +136,65 @@ def latest_per_key(table, key: tuple[str, ...]):
     keep = pc.is_in(keyed.column("_order"), value_set=winners.column("_order_max"))
     out = pa.concat_tables([keyed.filter(keep).drop_columns(["_order"]), unkeyed])
     return out.sort_by([("_row", "ascending")]).drop_columns(["_row"])
+
+
+def erase_user(erasure: UserErasure, state: StateTable) -> None:
+    """A privacy erase of what ingest keeps: the user's rows in every dataset file (rewritten
+    without them, deleted when empty, the dataset counters decremented), their lines in
+    `rejects/`, any raw upload under `incoming/` that mentions them (deleted whole: an ingested
+    upload is already in `datasets/`), and their rows in the ingest logs' reject samples."""
+    import gzip
+    import json
+
+    for name in USER_DATASETS:
+        stats = erasure.report["datasets"][name]
+        for key in dataset_keys(erasure.store, name):
+            rest, removed = erasure.without_user_rows(key)
+            if rest is None:
+                continue
+            stats["rows_removed"] += removed.num_rows
+            if rest.num_rows:
+                erasure.rewrite(key, parquet_bytes(rest))
+                stats["files_rewritten"] += 1
+            else:
+                erasure.rewrite(key, None)
+                stats["files_deleted"] += 1
+        if stats["rows_removed"]:
+            state.update(keys.DATASET_STATS_PK, name, add={"rows_stored": -stats["rows_removed"]})
+
+    removed_rejects: dict[str, int] = {}
+    for key, lines in erasure.text_objects(keys.REJECTS_PREFIX, erasure.drop_lines).items():
+        dataset = key.split("/")[1]
+        removed_rejects[dataset] = removed_rejects.get(dataset, 0) + lines
+    for dataset, lines in removed_rejects.items():
+        state.update(keys.DATASET_STATS_PK, dataset, add={"rows_rejected": -lines})
+
+    for key in list(erasure.store.keys(keys.INCOMING_PREFIX)):
+        try:
+            data = erasure.store.get(key)
+        except KeyError:
+            continue
+        if data.startswith(b"\x1f\x8b"):
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError):
+                pass
+        if data.startswith(b"PAR1"):
+            try:
+                import pyarrow.parquet as pq
+
+                text = json.dumps(pq.read_table(io.BytesIO(data)).to_pylist(), default=str)
+            except Exception:
+                text = data.decode("utf-8", "replace")
+        else:
+            text = data.decode("utf-8", "replace")
+        if erasure.mentions(text):
+            erasure.rewrite(key, None)
+
+    for name in SCHEMAS:
+        for item in state.query(keys.ingest_pk(name)):
+            samples = item.get("reject_samples") or []
+            kept = [s for s in samples if not erasure.mentions(json.dumps(s, ensure_ascii=False))]
+            if len(kept) != len(samples):
+                state.update(item["pk"], item["sk"], set={"reject_samples": kept})
+                erasure.report["items"]["updated"] += 1

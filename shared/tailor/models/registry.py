@@ -10,13 +10,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tailor.core.clock import now_iso
 from tailor.core.errors import NotFound
 from tailor.storage import keys
 from tailor.storage.dynamo import StateTable
 from tailor.storage.s3 import ObjectStore
+
+if TYPE_CHECKING:
+    from tailor.privacy.erase import UserErasure
 
 # Which models exist, which dataset trains each, and whether this release can train it yet.
 MODELS: dict[str, dict] = {
@@ -73,6 +76,37 @@ class ModelRegistry:
                    "revised_at": now_iso(), "revision_reason": reason}
         self.store.put_json(keys.pointer_key(model), pointer)
         return pointer
+
+    # ---- privacy erase ---------------------------------------------------------------------
+    def erase_user(self, erasure: UserErasure) -> None:
+        """The user's id in version reports (replaced by "[erased]") and their rows in every stored
+        recommender version (`RecommenderArtifact.without_users`); when the current version was
+        rewritten, a new pointer revision and serving stamp make every warm container reload it."""
+        import io
+
+        import numpy as np
+
+        from tailor.models.cache import ModelCache
+        from tailor.recommend.scorer import CONFIG_FILE, WEIGHTS_FILE, RecommenderArtifact
+
+        erasure.text_objects(keys.REPORTS_PREFIX, erasure.scrub)
+        user_id, current, rewritten_current = erasure.user_id, self.current("recommender"), False
+        for key in [k for k in self.store.keys(keys.model_prefix("recommender")) if k.endswith("/" + WEIGHTS_FILE)]:
+            weights = self.store.get(key)
+            with np.load(io.BytesIO(weights), allow_pickle=False) as npz:
+                if user_id not in set(npz["user_ids"].astype(str).tolist()):
+                    continue
+            prefix = key[: -len(WEIGHTS_FILE)]
+            artifact = RecommenderArtifact.from_files({WEIGHTS_FILE: weights, CONFIG_FILE: self.store.get(prefix + CONFIG_FILE)})
+            erasure.rewrite(key, artifact.without_users([user_id]).to_files()[WEIGHTS_FILE])
+            erasure.report["models"]["versions_rewritten"] += 1
+            if current and prefix == keys.model_prefix("recommender", current["version"]):
+                rewritten_current = True
+        if rewritten_current:
+            pointer = self.bump_revision("recommender", "privacy erase")
+            erasure.report["models"]["pointer_revision"] = pointer and pointer["revision"]
+            # after the pointer: every warm serving container re-reads it on its next request
+            ModelCache.signal(self.state, "recommender", "privacy erase")
 
     # ---- reading --------------------------------------------------------------------------
     def current(self, model: str) -> dict | None:

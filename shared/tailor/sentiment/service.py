@@ -15,7 +15,7 @@ import io
 import math
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tailor.core.errors import Invalid, NotFound, PayloadTooLarge, Unavailable
 from tailor.core.observability import MetricUnit, metrics
@@ -25,6 +25,9 @@ from tailor.sentiment.scorer import ARTIFACT_FILES, PriorScorer, SentimentScorer
 from tailor.storage import keys
 from tailor.storage.dynamo import StateTable
 from tailor.storage.s3 import ObjectStore
+
+if TYPE_CHECKING:
+    from tailor.privacy.erase import UserErasure
 
 MAX_TEXTS = 100
 MAX_TEXT_CHARS = 5_000
@@ -208,3 +211,42 @@ def summarise(rows: list[dict]) -> dict:
         summary["recent_change"] = round(delta, 4)
         summary["direction"] = "improving" if delta > 0.1 else "worsening" if delta < -0.1 else "steady"
     return {k: v for k, v in summary.items() if not (isinstance(v, float) and math.isnan(v))}
+
+
+def erase_user(erasure: UserErasure, state: StateTable) -> None:
+    """A privacy erase of what sentiment keeps: the user's rows in the per-review results, their
+    own summary, and the summaries of the items they reviewed, recomputed without them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tailor.datasets.store import parquet_bytes
+
+    store, reviewed_items = erasure.store, set[str]()
+    for key in [k for k in store.keys(keys.SENTIMENT_RESULTS_PREFIX) if k.endswith(".parquet")]:
+        rest, removed = erasure.without_user_rows(key)
+        if rest is None:
+            continue
+        if "item_id" in removed.column_names:
+            reviewed_items.update(i for i in removed.column("item_id").to_pylist() if i)
+        erasure.rewrite(key, parquet_bytes(rest) if rest.num_rows else None)
+    own = keys.sentiment_pk("user", erasure.user_id)
+    if state.get(own, keys.SUMMARY_SK) is not None:
+        state.delete(own, keys.SUMMARY_SK)
+        erasure.report["items"]["deleted"] += 1
+    if not reviewed_items:
+        return
+    stored = [k for k in store.keys(keys.SENTIMENT_RESULTS_PREFIX) if k.endswith(".parquet")]
+    rows: dict[str, list[dict]] = defaultdict(list)
+    if stored:
+        table = pa.concat_tables([pq.read_table(io.BytesIO(store.get(k))) for k in stored], promote_options="default")
+        for row in table.select(["item_id", "timestamp", "label", "score"]).to_pylist():
+            if row["item_id"] in reviewed_items:
+                rows[row["item_id"]].append(row)
+    for item_id in reviewed_items:
+        pk = keys.sentiment_pk("item", item_id)
+        if rows.get(item_id):
+            state.put({"pk": pk, "sk": keys.SUMMARY_SK, "item_id": item_id, **summarise(rows[item_id])})
+            erasure.report["items"]["updated"] += 1
+        elif state.get(pk, keys.SUMMARY_SK) is not None:
+            state.delete(pk, keys.SUMMARY_SK)
+            erasure.report["items"]["deleted"] += 1

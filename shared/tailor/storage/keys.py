@@ -80,6 +80,9 @@ def sentiment_pk(kind: str, key: str) -> str:
 
 
 # ---- data bucket -------------------------------------------------------------------------------
+# Per dataset (sk = its name): rows stored and rejected, the last ingest.
+DATASET_STATS_PK = "DATASET"
+
 INCOMING_PREFIX = "incoming/"
 DATASETS_PREFIX = "datasets/"
 REJECTS_PREFIX = "rejects/"
