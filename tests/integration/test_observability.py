@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from harness import LambdaContext, api_event, call
 
 from tailor.api.http import make_handler
+from tailor.core.observability import metrics
 
 router = APIGatewayRouter()
 
@@ -49,6 +51,13 @@ def _request_blob(out: str) -> dict:
     blobs = [b for b in _emf_lines(out) if "Requests" in b]
     assert len(blobs) == 1, f"expected one flush per invocation, got {len(blobs)}"
     return blobs[0]
+
+
+@pytest.fixture(autouse=True)
+def _no_metrics_left_by_earlier_tests():
+    # Services called directly by other tests (no handler to flush) leave metrics in the shared
+    # Metrics object; a handler's flush would carry them into this test's line.
+    metrics.clear_metrics()
 
 
 def test_requests_latency_fallback_and_model_version_per_route_template(capsys):

@@ -213,7 +213,10 @@ class SentimentRequest(BaseModel):
 
 def request_body(model: type[BaseModel]) -> dict:
     """`openapi_extensions` of a route that parses its body itself, described by `model`."""
-    schema = model.model_json_schema(schema_generator=_Described)
+    return _required_json_body(model.model_json_schema(schema_generator=_Described))
+
+
+def _required_json_body(schema: dict) -> dict:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
@@ -228,4 +231,4 @@ def batch_body(route: str) -> dict:
               "properties": {route: {"type": "array", "maxItems": MAX_BATCH, "items": record},
                              "columns": {"type": "object", "additionalProperties": {"type": "string"},
                                          "description": "source column → field, e.g. {\"customer_id\": \"user_id\"}"}}}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    return _required_json_body(schema)

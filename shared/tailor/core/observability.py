@@ -37,3 +37,16 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Tailor"
 metrics = Metrics(namespace=NAMESPACE)
 if os.environ.get("STAGE"):
     metrics.set_default_dimensions(stage=os.environ["STAGE"])
+
+
+def model_served(version: str | None, strategy: str | None = None) -> None:
+    """Metrics of an answer from a model (recommendations, sentiment): which version answered
+    (`ModelVersionServed`, `model_version` in metadata) and, for recommendations, whether it fell
+    back to popular items (`Fallback`, 1 or 0: its Average is the fallback rate; `strategy` in
+    metadata). The handler flushes them with the request's Requests and Latency."""
+    if version:
+        metrics.add_metadata("model_version", str(version))
+        metrics.add_metric("ModelVersionServed", MetricUnit.Count, 1)
+    if strategy:
+        metrics.add_metadata("strategy", str(strategy))
+        metrics.add_metric("Fallback", MetricUnit.Count, 1 if strategy == "popular" else 0)

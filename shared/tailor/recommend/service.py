@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tailor.core.errors import Invalid, NotFound
-from tailor.core.observability import MetricUnit, metrics
+from tailor.core.observability import model_served
 from tailor.models.cache import ModelCache
 from tailor.models.registry import ModelRegistry
 from tailor.recommend.scorer import ARTIFACT_FILES, Recommender
@@ -49,19 +49,6 @@ def check_k(k: int) -> int:
     if not 1 <= k <= MAX_K:
         raise Invalid(f"k must be between 1 and {MAX_K}, got {k}")
     return k
-
-
-def served(version: str | None, strategy: str | None = None) -> None:
-    """Metrics of an answer from a model (tailor.core.observability): which version answered
-    (`ModelVersionServed`, `model_version` in metadata) and, for recommendations, whether it fell
-    back to popular items (`Fallback`, 1 or 0: its Average is the fallback rate; `strategy` in
-    metadata). The handler flushes them with the request's Requests and Latency."""
-    if version:
-        metrics.add_metadata("model_version", str(version))
-        metrics.add_metric("ModelVersionServed", MetricUnit.Count, 1)
-    if strategy:
-        metrics.add_metadata("strategy", str(strategy))
-        metrics.add_metric("Fallback", MetricUnit.Count, 1 if strategy == "popular" else 0)
 
 
 class RecommendService:
@@ -178,7 +165,7 @@ class RecommendService:
                             for (item, score), why in zip(scored, reasons)]}
         if note:
             answer["note"] = note
-        served(version, strategy)
+        model_served(version, strategy)
         return answer
 
     @staticmethod

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tailor.core.errors import Invalid, NotFound, PayloadTooLarge, Unavailable
-from tailor.core.observability import MetricUnit, metrics
+from tailor.core.observability import model_served
 from tailor.models.cache import ModelCache
 from tailor.models.registry import ModelRegistry
 from tailor.sentiment.scorer import ARTIFACT_FILES, PriorScorer, SentimentScorer
@@ -98,9 +98,7 @@ class SentimentService:
             # Nothing trained yet: the lexicon answers (English, Chinese), each result says so.
             return {"results": PriorScorer().score(texts, neutral_threshold=threshold), "note": PriorScorer.NOTE}
         results = scorer.score(texts, neutral_threshold=threshold)
-        # Which version answered (tailor.core.observability); the lexicon above is no version.
-        metrics.add_metadata("model_version", str(version))
-        metrics.add_metric("ModelVersionServed", MetricUnit.Count, 1)
+        model_served(version)  # the lexicon above is no version: it records none
         return {"model_version": version, "results": results}
 
     def item_summary(self, item_id: str) -> dict:
@@ -162,14 +160,9 @@ class SentimentService:
         return scored
 
     def refresh_summaries(self) -> int:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        stored = [k for k in self.store.keys(RESULTS_PREFIX) if k.endswith(".parquet")]
-        if not stored:
+        table = read_results(self.store)
+        if table is None:
             return 0
-        table = pa.concat_tables([pq.read_table(io.BytesIO(self.store.get(k))) for k in stored],
-                                 promote_options="default")
         rows = table.select(["item_id", "user_id", "timestamp", "label", "score"]).to_pylist()
         groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
         for row in rows:
@@ -179,6 +172,21 @@ class SentimentService:
         self.state.put_many({"pk": keys.sentiment_pk(kind, key), "sk": keys.SUMMARY_SK, f"{kind}_id": key,
                              **summarise(group)} for (kind, key), group in groups.items())
         return len(groups)
+
+
+def result_keys(store: ObjectStore) -> list[str]:
+    return [k for k in store.keys(RESULTS_PREFIX) if k.endswith(".parquet")]
+
+
+def read_results(store: ObjectStore):
+    """Every stored per-review result as one table, or None when there are none."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    stored = result_keys(store)
+    if not stored:
+        return None
+    return pa.concat_tables([pq.read_table(io.BytesIO(store.get(k))) for k in stored], promote_options="default")
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -216,13 +224,10 @@ def summarise(rows: list[dict]) -> dict:
 def erase_user(erasure: UserErasure, state: StateTable) -> None:
     """A privacy erase of what sentiment keeps: the user's rows in the per-review results, their
     own summary, and the summaries of the items they reviewed, recomputed without them."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from tailor.datasets.store import parquet_bytes
 
     store, reviewed_items = erasure.store, set[str]()
-    for key in [k for k in store.keys(keys.SENTIMENT_RESULTS_PREFIX) if k.endswith(".parquet")]:
+    for key in result_keys(store):
         rest, removed = erasure.without_user_rows(key)
         if rest is None:
             continue
@@ -235,10 +240,9 @@ def erase_user(erasure: UserErasure, state: StateTable) -> None:
         erasure.report["items"]["deleted"] += 1
     if not reviewed_items:
         return
-    stored = [k for k in store.keys(keys.SENTIMENT_RESULTS_PREFIX) if k.endswith(".parquet")]
     rows: dict[str, list[dict]] = defaultdict(list)
-    if stored:
-        table = pa.concat_tables([pq.read_table(io.BytesIO(store.get(k))) for k in stored], promote_options="default")
+    table = read_results(store)  # without the user's rows now
+    if table is not None:
         for row in table.select(["item_id", "timestamp", "label", "score"]).to_pylist():
             if row["item_id"] in reviewed_items:
                 rows[row["item_id"]].append(row)
