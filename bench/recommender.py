@@ -65,7 +65,7 @@ def load_ratings(path: Path) -> np.ndarray:
 
 
 def load_catalog(folder: Path):
-    from tailor.training.recommender.model import ItemCatalog
+    from tailor.training.recommender.data import ItemCatalog
 
     genres = [line.split("|")[0] for line in (folder / "u.genre").read_text("latin-1").splitlines() if line.strip()]
     ids, titles, categories = [], [], []
@@ -78,7 +78,7 @@ def load_catalog(folder: Path):
 
 
 def interactions_of(rows: np.ndarray):
-    from tailor.training.recommender.model import Interactions
+    from tailor.training.recommender.data import Interactions
 
     return Interactions(rows[:, 0], rows[:, 1], rows[:, 3], rows[:, 2])
 
@@ -106,7 +106,7 @@ def topk_t1(folder: Path, progress) -> dict:
 
     # Tailor: ids are the MovieLens ids as strings, exactly what a shop would send.
     started = time.perf_counter()
-    from tailor.training.recommender.model import train_recommender
+    from tailor.training.recommender.train import train_recommender
 
     import_seconds = time.perf_counter() - started
     catalog = load_catalog(folder)
@@ -196,7 +196,8 @@ def serving_latency_in_fresh_process(artifact: RecommenderArtifact) -> dict:
 
 
 def ratings_r1(folder: Path, quick: bool, progress) -> dict:
-    from tailor.training.recommender.model import RatingConfig, train_rating_model
+    from tailor.training.recommender.config import RatingConfig
+    from tailor.training.recommender.rating import train_rating_model
 
     folds = ["u1"] if quick else ["u1", "u2", "u3", "u4", "u5"]
     rows = {}

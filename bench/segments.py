@@ -79,7 +79,7 @@ def movielens_tables(folder: Path, work: Path) -> dict:
 def train_and_save(folder: str, out_dir: str) -> float:
     """Runs in a spawned interpreter so that TensorFlow never shares a process with the build."""
     from bench.recommender import interactions_of, load_catalog, load_ratings
-    from tailor.training.recommender.model import train_recommender
+    from tailor.training.recommender.train import train_recommender
 
     started = time.perf_counter()
     trained = train_recommender(interactions_of(load_ratings(Path(folder) / "u.data")), load_catalog(Path(folder)),

@@ -16,13 +16,9 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from tailor.recommend.scorer import Recommender  # noqa: E402
-from tailor.training.recommender.model import (
-    Interactions,
-    ItemCatalog,
-    RatingConfig,
-    RetrievalConfig,
-    train_recommender,
-)
+from tailor.training.recommender.config import RatingConfig, RetrievalConfig
+from tailor.training.recommender.data import Interactions, ItemCatalog
+from tailor.training.recommender.train import train_recommender
 
 ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-4

@@ -1,6 +1,6 @@
 """Serve the recommender from exported arrays, with NumPy only (never TensorFlow).
 
-The model is trained by :mod:`tailor.training.recommender.model` (Keras); this module is the serving
+The model is trained by :mod:`tailor.training.recommender` (Keras); this module is the serving
 half. Both halves compute the same functions, and ``tests/unit/test_recommender_parity.py``
 checks that they agree.
 

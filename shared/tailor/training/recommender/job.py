@@ -20,7 +20,8 @@ import numpy as np
 
 from tailor.datasets.store import read_dataset
 from tailor.recommend import evaluation
-from tailor.training.recommender.model import Interactions, ItemCatalog, _encode, train_recommender
+from tailor.training.recommender.data import Interactions, ItemCatalog, encode
+from tailor.training.recommender.train import train_recommender
 from tailor.training.report import json_bytes, markdown_table, png
 from tailor.training.runner import Candidate, TrainingContext
 
@@ -68,7 +69,7 @@ def ease_on_validation(interactions: Interactions, fraction: float = 0.2, groups
     """EASE on the same temporal split the trainer validates on, its λ the best of EASE_LAMBDAS:
     a candidate to serve, and the baseline the learned model must beat."""
     # The trainer's own encoding: one row per (user, item), the latest, so the split is the same.
-    data = _encode(interactions, None)
+    data = encode(interactions, None)
     user_ids, item_ids, users, items = data.user_ids, data.item_ids, data.users, data.items
     if len(item_ids) > EASE_MAX_ITEMS:
         return None
