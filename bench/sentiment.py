@@ -102,7 +102,7 @@ def load_chnsenticorp(folder: Path, progress) -> tuple[list[str], np.ndarray, li
 def tailor_model(train_texts, train_y, seed: int = 0, progress=None):
     """Train on the training part only; returns (scorer, metrics, seconds)."""
     from tailor.sentiment.scorer import SentimentScorer
-    from tailor.training.sentiment.model import train_sentiment
+    from tailor.training.sentiment.fit import train_sentiment
 
     started = time.perf_counter()
     result = train_sentiment(train_texts, list(LABELS[train_y]), seed=seed, progress=progress)
@@ -268,7 +268,8 @@ import time
 started = time.perf_counter()
 import numpy as np
 import keras
-from tailor.training.sentiment.model import BagOfNgramsTower, FeatureSpace, SentimentModel, SentimentTask, keras_probabilities
+from tailor.training.sentiment.features import FeatureSpace
+from tailor.training.sentiment.towers import BagOfNgramsTower, SentimentModel, SentimentTask, keras_probabilities
 from tailor.sentiment.scorer import SentimentArtifact
 shapes = np.load({folder!r} + "/shapes.npy")
 artifact = SentimentArtifact.load({folder!r})  # for the vocabulary and tokenizer settings

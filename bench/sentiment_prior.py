@@ -79,7 +79,7 @@ def main() -> None:
         results["prior"][name] = {**scores(truth, prior_labels(texts)),
                                   "texts_per_second": round(len(texts) / (time.perf_counter() - started))}
     from tailor.sentiment.scorer import SentimentScorer
-    from tailor.training.sentiment.model import train_sentiment
+    from tailor.training.sentiment.fit import train_sentiment
 
     hotel_texts, hotel_labels = data["S3 ChnSentiCorp (all)"]
     started = time.perf_counter()

@@ -49,7 +49,7 @@ def hand_made_recommender(directory: Path) -> None:
 
 
 def tiny_sentiment(directory: Path) -> None:
-    from tailor.training.sentiment.model import train_sentiment  # TensorFlow here, in the test process only
+    from tailor.training.sentiment.fit import train_sentiment  # TensorFlow here, in the test process only
 
     texts = ["good great love it", "great product, good value", "bad awful hate it", "awful, bad value"] * 10
     labels = ["positive", "positive", "negative", "negative"] * 10

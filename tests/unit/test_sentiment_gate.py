@@ -4,7 +4,8 @@ gate reads balanced accuracy, and a candidate is held against the current model 
 import numpy as np
 
 from tailor.models.promotion import promotion_decision
-from tailor.training.sentiment.model import duplicate_aware_split, duplicate_count, evaluation_metrics, normalized_text
+from tailor.training.sentiment.metrics import evaluation_metrics
+from tailor.training.sentiment.split import duplicate_aware_split, duplicate_count, normalized_text
 
 
 def test_copies_of_a_review_never_straddle_the_split():

@@ -17,12 +17,10 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from tailor.sentiment.scorer import SentimentArtifact, SentimentScorer  # noqa: E402
-from tailor.training.sentiment.model import (
-    SentimentTrainingConfig,
-    keras_probabilities,
-    labels_from_ratings,
-    train_sentiment,
-)
+from tailor.training.sentiment.config import SentimentTrainingConfig
+from tailor.training.sentiment.fit import train_sentiment
+from tailor.training.sentiment.labels import labels_from_ratings
+from tailor.training.sentiment.towers import keras_probabilities
 
 ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-5

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("keras")
 
-from tailor.training.sentiment.model import _validation_split  # noqa: E402
+from tailor.training.sentiment.split import validation_split  # noqa: E402
 
 POSITIVE = ["great", "lovely", "charming", "superb", "moving"]
 NEGATIVE = ["dull", "awful", "tedious", "clumsy", "flat"]
@@ -43,7 +43,7 @@ def test_phrase_corpus_validation_holds_out_whole_sentences_without_their_phrase
     roots, root_labels = sentences(60)
     texts, y = with_phrases(roots, root_labels)
     assert len(texts) > len(set(texts))  # short phrases ("the film") repeat across sentences
-    train, validation, left_out = _validation_split(texts, y, 0.2, seed=0)
+    train, validation, left_out = validation_split(texts, y, 0.2, seed=0)
     assert {texts[i] for i in validation} <= set(roots)
     assert len(validation) == 12 and sorted(np.bincount(y[validation])) == [6, 6]
     held_out = [f" {texts[i]} " for i in validation]
@@ -55,5 +55,5 @@ def test_phrase_corpus_validation_holds_out_whole_sentences_without_their_phrase
 def test_reviews_get_a_plain_split():
     texts = [f"review number {i} of this hotel, and a long enough text to be a review, not a phrase" for i in range(40)]
     y = np.array([i % 2 for i in range(40)], dtype=np.int32)
-    train, validation, left_out = _validation_split(texts, y, 0.25, seed=0)
+    train, validation, left_out = validation_split(texts, y, 0.25, seed=0)
     assert left_out == 0 and len(validation) == 10 and len(train) == 30

@@ -4,7 +4,7 @@ A :class:`SentimentArtifact` is what training exports: a ``.npz`` of weights and
 config (tokenizer settings, class names, neutral threshold, model version). A
 :class:`SentimentScorer` turns a batch of texts into labels, scores and probabilities.
 
-The model (trained by ``tailor.training.sentiment.model``) reads a text as the *set* of its n-gram
+The model (trained by ``tailor.training.sentiment.fit``) reads a text as the *set* of its n-gram
 keys that are in the vocabulary (``tailor.sentiment.text``), and has two linear heads over them:
 
 - head 0 sums one ``nb_table`` row per feature (Naive-Bayes-weighted logistic regression);

@@ -15,7 +15,8 @@ from tailor.sentiment.scorer import SentimentScorer
 from tailor.sentiment.service import SentimentService
 from tailor.training.report import json_bytes, markdown_table, png
 from tailor.training.runner import Candidate, TrainingContext
-from tailor.training.sentiment.model import labels_from_ratings, train_sentiment
+from tailor.training.sentiment.fit import train_sentiment
+from tailor.training.sentiment.labels import labels_from_ratings
 
 
 def labelled_reviews(table) -> tuple[list[str], list[str], dict]:
