@@ -17,15 +17,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tailor.customers.profiles import (
-    MIN_LIFT,
-    NO_ACTIVITY_NAME,
-    SILHOUETTE_TOLERANCE,
-    USERS_PER_SEGMENT,
-    build_profiles,
-    min_segment_size,
-    parse_price,
-)
+from tailor.customers.attributes import parse_price
+from tailor.customers.clustering import SILHOUETTE_TOLERANCE, USERS_PER_SEGMENT, min_segment_size
+from tailor.customers.describe import MIN_LIFT, NO_ACTIVITY_NAME
+from tailor.customers.profiles import build_profiles
 
 SHARED = str(Path(__file__).resolve().parents[2] / "shared")
 
