@@ -1,10 +1,17 @@
-"""IngestFunction: data and job administration routes, the published OpenAPI document, and files
-uploaded under incoming/."""
+"""IngestFunction: data and job administration routes, the published OpenAPI document, files
+uploaded under incoming/, and the RetrainSchedule's `{"scheduled_training": true}`."""
 
 from tailor.api.http import make_handler
 from tailor.api.routes.admin import router
 from tailor.api.routes.openapi import router as openapi_router
-from tailor.bootstrap import ingest_service
+from tailor.bootstrap import ingest_service, training_jobs
 
 lambda_handler = make_handler(router, openapi_router,
-                              on_records=lambda event: {"ingested": ingest_service().handle_s3_event(event)})
+                              on_records=lambda event: {"ingested": ingest_service().handle_s3_event(event)},
+                              on_invoke=lambda event: _scheduled(event))
+
+
+def _scheduled(event: dict) -> dict:
+    if event.get("scheduled_training") is not True:
+        raise ValueError(f"IngestFunction does not know this invocation: {sorted(event)[:5]}")
+    return training_jobs().start_scheduled()

@@ -93,6 +93,18 @@ class S3Subscription:
         return key.startswith(self.prefix) and key.endswith(self.suffix)
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """An EventBridge Scheduler event of a function (SAM `ScheduleV2`): not run on a clock locally;
+    `LocalStack.fire_schedule` delivers its `Input` when a test or a person asks."""
+
+    function: str
+    event_id: str
+    expression: str
+    enabled: bool
+    input: Any
+
+
 @dataclass
 class StorageResource:
     logical_id: str
@@ -109,6 +121,7 @@ class StackModel:
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     routes: list[ApiRoute] = field(default_factory=list)
     s3_subscriptions: list[S3Subscription] = field(default_factory=list)
+    schedules: list[Schedule] = field(default_factory=list)
     buckets: list[StorageResource] = field(default_factory=list)
     tables: list[StorageResource] = field(default_factory=list)
     queues: list[StorageResource] = field(default_factory=list)
@@ -149,10 +162,12 @@ def _is_intrinsic(node: dict) -> bool:
     return key in ("Ref", "Condition") or key.startswith("Fn::")
 
 
-def load_stack_model(template_path: str | Path, stage: str = "local", **resolver_options: Any) -> StackModel:
+def load_stack_model(template_path: str | Path, stage: str = "local", parameters: dict[str, Any] | None = None,
+                     **resolver_options: Any) -> StackModel:
     template_path = Path(template_path).resolve()
     template = load_template(template_path)
     overrides = {"Stage": stage} if "Stage" in (template.get("Parameters") or {}) else {}
+    overrides.update(parameters or {})
     resolver = Resolver(template, overrides, **resolver_options)
     model = StackModel(template_path=template_path, stage=stage, resolver=resolver)
     base = template_path.parent
@@ -343,5 +358,12 @@ def _read_events(model: StackModel, spec: FunctionSpec, events: dict, resources:
                 prefix=rule_values.get("prefix", ""),
                 suffix=rule_values.get("suffix", ""),
             ))
+        elif kind == "ScheduleV2":
+            raw = resolver.resolve(properties.get("Input"))
+            model.schedules.append(Schedule(
+                function=spec.logical_id, event_id=event_id,
+                expression=cfn_string(resolver.resolve(properties.get("ScheduleExpression"))),
+                enabled=cfn_string(resolver.resolve(properties.get("State", "ENABLED"))) == "ENABLED",
+                input=json.loads(raw) if isinstance(raw, str) else (raw or {})))
         else:
             model.warnings.append(f"{spec.logical_id}.{event_id}: event type {kind} is {NOT_EMULATED_NOTE}")

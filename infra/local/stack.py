@@ -162,6 +162,14 @@ class LocalStack:
         """Synchronous invocation (RequestResponse) of a function by logical id."""
         return self.pools[function].invoke(event, request_id)
 
+    def fire_schedule(self, event_id: str = "RetrainSchedule") -> Invocation:
+        """Deliver a schedule's input to its function now (schedules do not run on a clock locally)."""
+        assert self.model is not None, "start the stack first"
+        schedule = next((s for s in self.model.schedules if s.event_id == event_id), None)
+        if schedule is None:
+            raise KeyError(f"no ScheduleV2 event {event_id!r} in the template")
+        return self.invoke(schedule.function, schedule.input)
+
     def invoke_async(self, function: str, event: object) -> str:
         """Asynchronous invocation (Event): returns the request id at once, runs in the background.
 

@@ -58,10 +58,18 @@ class Container:
     def ingest_service(self) -> Any:
         from tailor.customers.service import ProfileStore
         from tailor.datasets.ingest import IngestService
+        from tailor.recommend.recent import RecentEvents
 
-        # Stored events and attributes update the customers' profiles at once (not only at training).
+        # Stored events and attributes update the customers' profiles and recent events at once
+        # (not only at training): the next recommendation already reflects them.
+        profiles, recent = ProfileStore(self.state_table), RecentEvents(self.state_table)
+
+        def on_stored(dataset: str, columns: dict[str, list]) -> None:
+            profiles.record(dataset, columns)
+            recent.record(dataset, columns)
+
         return IngestService(self.object_store, self.state_table, max_upload_bytes=self.settings.max_upload_bytes,
-                             on_stored=ProfileStore(self.state_table).record)
+                             on_stored=on_stored)
 
     @cached_property
     def model_registry(self) -> Any:
@@ -71,11 +79,13 @@ class Container:
 
     @cached_property
     def training_jobs(self) -> Any:
+        from tailor.datasets.ingest import stored_at
         from tailor.datasets.store import dataset_keys
         from tailor.jobs.service import TrainingJobs
 
         return TrainingJobs(self.state_table, self._invoker(self._invoke_training, self.settings.train_function_name),
-                            has_data=lambda dataset: bool(dataset_keys(self.object_store, dataset)))
+                            has_data=lambda dataset: bool(dataset_keys(self.object_store, dataset)),
+                            stored_at=lambda dataset: stored_at(self.state_table, dataset))
 
     def _model_cache(self, model: str, loader: Any) -> Any:
         from tailor.models.cache import ModelCache
@@ -90,9 +100,11 @@ class Container:
 
     @cached_property
     def recommend_service(self) -> Any:
+        from tailor.recommend.recent import RecentEvents
         from tailor.recommend.service import RecommendService, load_model
 
-        return RecommendService(self._model_cache("recommender", load_model), new_items=self.catalog_item)
+        return RecommendService(self._model_cache("recommender", load_model), new_items=self.catalog_item,
+                                recent=RecentEvents(self.state_table).latest)
 
     @cached_property
     def profile_service(self) -> Any:

@@ -113,3 +113,10 @@ def test_a_transaction_is_all_or_nothing(adapters):
     table.transact(new=[{"pk": "BATCH#b2", "sk": "BATCH"}], puts=[{"pk": "INGEST#items", "sk": "r2"}],
                    adds=[("INGEST#items", "STATS", {"last": "b2"}, {"rows": 1})])
     assert table.get("INGEST#items", "STATS")["rows"] == 1 and table.get("BATCH#b2", "BATCH") is not None
+
+
+def test_put_many_takes_one_key_twice_and_the_later_item_wins(adapters):
+    _, table = adapters
+    table.put_many([{"pk": "RECENT#u1", "sk": "1#i1", "n": 1}, {"pk": "RECENT#u1", "sk": "2#i2", "n": 2},
+                    {"pk": "RECENT#u1", "sk": "1#i1", "n": 3}])
+    assert [(i["sk"], i["n"]) for i in table.query("RECENT#u1")] == [("1#i1", 3), ("2#i2", 2)]

@@ -147,3 +147,22 @@ def test_a_failing_training_run_leaves_the_current_model_alone(invocations, tmp_
 def test_sentiment_bad_input_never_500(aws, body, status):
     got, error = call("sentiment", "POST", "/v1/sentiment", body)
     assert got == status and error["error"]["message"]
+
+
+def test_the_retrain_schedule_skips_without_new_data_and_trains_after_new_rows(invocations):
+    """The RetrainSchedule's input, as EventBridge Scheduler delivers it, to IngestFunction (moto)."""
+    ingest = load_handler("ingest")
+    skipped = ingest({"scheduled_training": True}, LambdaContext())
+    assert skipped["status"] == "SKIPPED" and "no interactions data yet" in skipped["reason"] and invocations == []
+    assert post("/v1/events", {"events": [{"user_id": "u1", "item_id": "i1", "timestamp": "2026-01-01T00:00:00Z"},
+                                          {"user_id": "u2", "item_id": "i1", "timestamp": "2026-01-02T00:00:00Z"}]})[0] == 200
+    queued = ingest({"scheduled_training": True}, LambdaContext())
+    assert queued["status"] == "QUEUED" and queued["models"] == ["recommender"] and queued["trigger"] == "schedule"
+    assert invocations == [{"job_id": queued["job_id"], "models": ["recommender"]}]
+    again = ingest({"scheduled_training": True}, LambdaContext())
+    assert again["status"] == "SKIPPED" and "since the last training job" in again["reason"]
+    status, listed = call("ingest", "GET", "/v1/training-jobs")
+    # Listed like any job (three runs may share one millisecond, so their order is not asserted).
+    assert status == 200 and sorted(j["status"] for j in listed["jobs"]) == ["QUEUED", "SKIPPED", "SKIPPED"]
+    with pytest.raises(ValueError, match="does not know this invocation"):
+        ingest({"something": "else"}, LambdaContext())

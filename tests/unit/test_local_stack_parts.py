@@ -277,3 +277,13 @@ def test_notifications_are_routed_per_function_and_test_events_ignored():
     assert set(record["s3"]["bucket"]) >= set(canonical["s3"]["bucket"])
     # Encoded as AWS does it: a space is +, = is %3D, but / stays (moto also encodes it as %2F).
     assert record["s3"]["object"]["key"] == "in/a+b%3D1.txt"
+
+
+def test_the_retrain_schedule_is_read_from_the_template_and_none_disables_it():
+    template = Path(__file__).resolve().parents[2] / "template.yaml"
+    (schedule,) = load_stack_model(template, "local").schedules
+    assert (schedule.function, schedule.event_id, schedule.expression, schedule.enabled) == (
+        "IngestFunction", "RetrainSchedule", "rate(1 day)", True)
+    assert schedule.input == {"scheduled_training": True}
+    off = load_stack_model(template, "local", parameters={"RetrainSchedule": "none"}).schedules[0]
+    assert not off.enabled

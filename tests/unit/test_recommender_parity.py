@@ -71,6 +71,27 @@ def test_retrieval_scores_match_keras(trained):
     assert np.ptp(keras_scores) > 0.01
 
 
+def test_fold_in_matches_the_keras_user_tower_on_a_history_never_trained_on(trained):
+    """Events after training: the NumPy fold-in pools them as the Keras user tower would."""
+    result, scorer, _ = trained
+    arrays = result.artifact.arrays
+    row = scorer.user_row("u3")
+    seen = set(scorer.seen_items("u3"))
+    fresh = [item for item in scorer.item_ids[:30] if item not in seen][:5]  # newest first, history length 5
+    assert len(fresh) == 5
+    history = np.array([[scorer.item_row(item) for item in fresh]], dtype=np.int32)
+    keras_vector = keras.ops.convert_to_numpy(result.retrieval_model.user_tower(np.array([row], np.int32), history))[0]
+    folded = scorer.fold_in("u3", fresh)
+    np.testing.assert_allclose(folded.vector, keras_vector, atol=TOLERANCE, rtol=0)
+    keras_scores = result.retrieval_model.scores(np.array([row], np.int32), history)[0]
+    np.testing.assert_allclose(scorer.folded_scores(folded), keras_scores, atol=TOLERANCE, rtol=0)
+    assert not np.allclose(folded.vector, scorer.user_matrix[row], atol=1e-3)  # the events changed it
+    # A customer the model never saw: the same pooled history, without a user embedding.
+    stranger = scorer.fold_in("never-trained", fresh)
+    own = np.append(arrays["user_embeddings"][row], 0.0)
+    np.testing.assert_allclose(stranger.vector, keras_vector - own, atol=TOLERANCE, rtol=0)
+
+
 def test_content_only_vectors_match_keras_item_tower(trained):
     result, scorer, catalog = trained
     keras_content = keras.ops.convert_to_numpy(result.retrieval_model.item_tower(None, content_only=True))

@@ -180,3 +180,31 @@ def test_bootstrap_builds_every_service_on_the_fakes_and_use_makes_handlers_see_
         assert bootstrap.catalog_item("i1") is None
     finally:
         bootstrap.reset()
+
+
+# ---- scheduled retraining ----------------------------------------------------------------------
+def test_a_scheduled_run_trains_what_has_new_data_and_records_why_it_skips_the_rest():
+    stored: dict[str, str | None] = {"interactions": "2026-12-01T00:00:00.000Z", "reviews": None}
+    state, invoker = FakeStateTable(), FakeInvoker()
+    service = TrainingJobs(state, invoker, lambda name: name in ("interactions",), stored_at=stored.get)
+    first = service.start_scheduled()
+    assert first["status"] == "QUEUED" and first["models"] == ["recommender"] and first["trigger"] == "schedule"
+    assert first["skipped"] == {"sentiment": "no reviews data yet"}
+    service.finish(first["job_id"], "SUCCEEDED")
+    # Nothing stored since that job started: skipped, with the reason, and listed like any job.
+    second = service.start_scheduled()
+    assert second["status"] == "SKIPPED" and "no interactions rows stored since the last training job" in second["reason"]
+    assert len(invoker.payloads) == 1
+    assert {job["job_id"] for job in service.list()["jobs"]} == {second["job_id"], first["job_id"]}
+    # New rows after the last job: trained again.
+    stored["interactions"] = "2999-01-01T00:00:00.000Z"
+    third = service.start_scheduled()
+    assert third["status"] == "QUEUED" and len(invoker.payloads) == 2
+
+
+def test_a_scheduled_run_with_no_data_at_all_is_skipped_not_failed():
+    service = TrainingJobs(FakeStateTable(), FakeInvoker(), lambda name: False)
+    job = service.start_scheduled()
+    assert job["status"] == "SKIPPED" and job["models"] == []
+    assert job["skipped"] == {"recommender": "no interactions data yet", "sentiment": "no reviews data yet"}
+    assert service.invoke.payloads == []

@@ -105,7 +105,7 @@ class Datasets(Answer):
 
 class TrainingJob(Answer):
     job_id: str
-    status: Literal["QUEUED", "RUNNING", "SUCCEEDED", "FAILED"]
+    status: Literal["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED"]  # SKIPPED: a scheduled run without new data
 
 
 class TrainingJobs(Answer):

@@ -270,7 +270,7 @@ class IngestService:
             self.state.transact(
                 new=[{"pk": keys.batch_pk(batch_id), "sk": keys.BATCH_SK, "dataset": name, "source": source, "at": _iso(now)}],
                 puts=[log],
-                adds=[(keys.DATASET_STATS_PK, name, {"last_ingest": _iso(now)},
+                adds=[(keys.DATASET_STATS_PK, name, {"last_ingest": _iso(now), "last_stored": _iso(now)},
                        {"rows_stored": result.rows_stored, "rows_rejected": result.rows_rejected, "files": 1})],
             )
         except ConditionFailed:  # a concurrent delivery of the same batch won the race
@@ -302,6 +302,11 @@ class IngestService:
     def _log_item(result: IngestResult, now: int) -> dict:
         return {"pk": keys.ingest_pk(result.dataset), "sk": f"{_iso(now)}#{secrets.token_hex(3)}",
                 "at": _iso(now), **result.to_dict()}
+
+
+def stored_at(state: StateTable, dataset: str) -> str | None:
+    """When `dataset` last stored rows (a refused or duplicate delivery does not count), or None."""
+    return (state.get(keys.DATASET_STATS_PK, dataset) or {}).get("last_stored")
 
 
 def _mapping_salt(mapping: dict[str, str]) -> bytes:

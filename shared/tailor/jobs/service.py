@@ -1,5 +1,10 @@
 """Training jobs: always asynchronous. The API records a QUEUED job and invokes the training
 function with InvocationType=Event; the job moves QUEUED → RUNNING → SUCCEEDED/FAILED.
+
+Scheduled retraining (the template's `RetrainSchedule`, an EventBridge schedule invoking
+IngestFunction with `{"scheduled_training": true}`): `start_scheduled` starts the same job for the
+models whose dataset stored rows after their last training job started; when none did, it records
+a SKIPPED job with the reason, so `GET /v1/training-jobs` shows that the schedule ran.
 """
 
 from __future__ import annotations
@@ -43,12 +48,13 @@ def _timed_out(job: dict) -> dict | None:
 
 class TrainingJobs:
     def __init__(self, state: StateTable, invoke: Callable[[dict], None] | None,
-                 has_data: Callable[[str], bool]):
+                 has_data: Callable[[str], bool], stored_at: Callable[[str], str | None] = lambda dataset: None):
         self.state = state
         self.invoke = invoke
         self.has_data = has_data
+        self.stored_at = stored_at  # when a dataset last stored rows (ISO time), None if unknown
 
-    def start(self, models: list[str] | None) -> dict:
+    def start(self, models: list[str] | None, *, trigger: str = "api") -> dict:
         if models is not None:
             unknown = [m for m in models if m not in MODELS]
             if unknown or not models:
@@ -67,9 +73,9 @@ class TrainingJobs:
                 raise Invalid("there is nothing to train yet: ingest interactions (recommender) or reviews (sentiment) first")
         if self.invoke is None:
             raise Unavailable("training is not configured (TRAIN_FUNCTION_NAME is not set)")
-        job_id = "job-" + now_iso().replace(":", "").replace("-", "") + "-" + secrets.token_hex(3)
+        job_id = self._new_id()
         job = {"pk": keys.job_pk(job_id), "sk": keys.JOB_SK, "job_id": job_id, "status": "QUEUED",
-               "models": models, "created_at": now_iso(), "progress": []}
+               "models": models, "trigger": trigger, "created_at": now_iso(), "progress": []}
         self.state.put(job, only_if_new=True)
         self.state.put({"pk": JOB_INDEX, "sk": f"{job['created_at']}#{job_id}", "job_id": job_id})
         try:
@@ -78,6 +84,45 @@ class TrainingJobs:
             self.finish(job_id, "FAILED", error=f"could not start the training function: {exc}")
             raise Unavailable("the training function could not be started; try again later") from exc
         return self.public(job)
+
+    def start_scheduled(self) -> dict:
+        """The schedule's run: a job for the models with new data, or a SKIPPED job saying why not."""
+        due, skipped = [], {}
+        for model, info in MODELS.items():
+            dataset = info["dataset"]
+            if not info["available"]:
+                continue
+            if not self.has_data(dataset):
+                skipped[model] = f"no {dataset} data yet"
+                continue
+            trained, stored = self._last_started(model), self.stored_at(dataset)
+            if trained and stored and stored <= trained:
+                skipped[model] = f"no {dataset} rows stored since the last training job ({trained})"
+            else:
+                due.append(model)
+        if due:
+            job = self.start(due, trigger="schedule")
+            return {**job, "skipped": skipped} if skipped else job
+        job_id = self._new_id()
+        job = {"pk": keys.job_pk(job_id), "sk": keys.JOB_SK, "job_id": job_id, "status": "SKIPPED", "models": [],
+               "trigger": "schedule", "created_at": now_iso(), "finished_at": now_iso(), "skipped": skipped,
+               "reason": "nothing to retrain: " + "; ".join(f"{m}: {why}" for m, why in skipped.items())}
+        self.state.put(job, only_if_new=True)
+        self.state.put({"pk": JOB_INDEX, "sk": f"{job['created_at']}#{job_id}", "job_id": job_id})
+        return self.public(job)
+
+    def _last_started(self, model: str, look_back: int = 50) -> str | None:
+        """When the newest job that trained `model` was created (SUCCEEDED or FAILED alike: a run that
+        failed the gate on this data would fail it again)."""
+        for entry in self.state.query(JOB_INDEX, newest_first=True, limit=look_back):
+            job = self.state.get(keys.job_pk(entry["job_id"]), keys.JOB_SK) or {}
+            if model in (job.get("models") or []) and job.get("status") in ("SUCCEEDED", "FAILED", "RUNNING", "QUEUED"):
+                return str(job["created_at"])
+        return None
+
+    @staticmethod
+    def _new_id() -> str:
+        return "job-" + now_iso().replace(":", "").replace("-", "") + "-" + secrets.token_hex(3)
 
     def get(self, job_id: str) -> dict:
         job = self.state.get(keys.job_pk(job_id), keys.JOB_SK)

@@ -12,7 +12,8 @@ older S3 versions: the bucket is versioned); this module only orchestrates:
    file (rewritten, deleted when empty, `DATASET` counters decremented), lines in `rejects/`, raw
    uploads under `incoming/` that mention the user (deleted whole), ingest-log reject samples;
 4. `customers.service.ProfileStore.erase_user`: lines in `exports/`, `PROFILE#<id>` items, the
-   user in segment samples and sizes;
+   user in segment samples and sizes; `recommend.recent.RecentEvents.erase_user`: their recent
+   events (`RECENT#<id>`, what recommendations fold in);
 5. `models.registry.ModelRegistry.erase_user`: the id in `reports/`, the user's rows in every
    stored recommender version (`RecommenderArtifact.without_users`), then a new `revision` on the
    pointer and a new serving stamp (`ModelCache.signal`), so every warm serving container
@@ -201,6 +202,7 @@ class EraseService:
         Raises NotFound when nothing is stored for the user (also on a second erase)."""
         from tailor.customers.service import ProfileStore
         from tailor.datasets import store as datasets
+        from tailor.recommend.recent import RecentEvents
         from tailor.sentiment import service as sentiment
 
         if not isinstance(user_id, str) or not user_id.strip() or len(user_id) > MAX_ID_LENGTH:
@@ -216,6 +218,7 @@ class EraseService:
             sentiment.erase_user(erasure, self.state)
             datasets.erase_user(erasure, self.state)
             ProfileStore(self.state).erase_user(erasure)
+            RecentEvents(self.state).erase_user(erasure)
             self.registry.erase_user(erasure)  # last: its new pointer revision makes serving reload
         except Exception:
             if not erasure.found():  # failed before anything was removed: leave no trace of the call

@@ -235,6 +235,19 @@ class RecommenderArtifact:
 
 
 Scored = list[tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class FoldedUser:
+    """A customer as the model sees them at request time: the training history merged with the
+    events that arrived since (``Recommender.fold_in``), pooled exactly as the user tower pools."""
+
+    vector: np.ndarray  # (dim + 1,): user embedding (zeros for a customer new since training) + pooled history, 1
+    history_rows: np.ndarray  # the merged history, newest first (what EASE scores from)
+    seen_rows: np.ndarray  # training interactions and every recent event's item
+    reason_rows: np.ndarray  # the items a reason may cite, newest first (never a disliked one)
+    known: bool  # the model has the customer's own embedding
+    new_items: int  # recent events' items that were not in the training history
 SCORERS = ("two_tower", "ease", "popularity")
 
 
@@ -274,7 +287,8 @@ class Recommender:
         self._items = np.ascontiguousarray(a["item_vectors"], dtype=np.float32)
         # User vectors are computed once here: serving a known user is then one matmul.
         pooled = pooled_history(self._history_embeddings, self._position_weights, self._user_history)
-        users = a["user_embeddings"].astype(np.float32) + pooled
+        self._user_embeddings = a["user_embeddings"].astype(np.float32)
+        users = self._user_embeddings + pooled
         self._users = np.hstack([users, np.ones((len(users), 1), np.float32)])
         self._unit_items: np.ndarray | None = None
         self._category_members: dict[str, np.ndarray] | None = None
@@ -396,9 +410,11 @@ class Recommender:
     def score_floor(self, user_id) -> float:
         """Below this score an item is filler, not a match: the median score of a fixed spread of
         up to 256 catalog items for this user (EASE: 0, no evidence either way)."""
+        return self._floor(self.user_scores(user_id))
+
+    def _floor(self, scores: np.ndarray) -> float:
         if self.scorer == "ease":
             return 0.0
-        scores = self.user_scores(user_id)
         sample = scores[:: max(1, len(scores) // 256)]
         sample = sample[np.isfinite(sample)]
         return float(np.median(sample)) if len(sample) else -np.inf
@@ -451,16 +467,74 @@ class Recommender:
             excluded = np.concatenate([excluded, self.seen_rows(user)])
         return self._top(self._scores_of_history(self.seen_rows(user), self._users[user]), k, excluded, allowed)
 
+    # ----------------------------------------------------------------- fold-in
+
+    def fold_in(self, user_id, recent_item_ids: Sequence, disliked: Iterable = ()) -> FoldedUser:
+        """The customer with the events that arrived after training (``recent_item_ids``, newest
+        first; unknown ids ignored): the history the user tower pools becomes the recent items,
+        then the training history, each item once, cut at the model's history length, and the
+        user's own embedding is kept. A customer the model has never seen gets the pooled recent
+        items alone (a session vector); with no known item at all, ``NotFound``."""
+        index, trained = self._item_index, self._n_trained_items
+        recent = [index[i] for i in map(str, recent_item_ids) if i in index]
+        dislikes = {index[i] for i in map(str, disliked) if i in index}
+        known = self.has_user(user_id)
+        if known:
+            row = self.user_row(user_id)
+            history, reasons, seen, own = (self.recent_item_rows(user_id), self.reason_item_rows(user_id),
+                                           self.seen_rows(row), self._user_embeddings[row])
+        else:
+            if not any(r < trained for r in recent):
+                raise NotFound(f"unknown user {str(user_id)!r}: no interactions in the model and no recent "
+                               "event on an item it knows")
+            history = reasons = seen = np.zeros(0, np.int64)
+            own = np.zeros(self._user_embeddings.shape[1], np.float32)
+        length = len(self._position_weights)
+        # Items added after training have no history embedding: excluded as seen, not pooled.
+        merged = np.array(list(dict.fromkeys([r for r in recent if r < trained] + history.tolist()))[:length],
+                          dtype=np.int64)
+        new_items = len(set(recent) - set(seen.tolist()))
+        if known and not new_items and np.array_equal(merged, history[:length]):
+            vector = self._users[row]  # nothing new: exactly the vector computed at load
+        else:
+            padded = np.full((1, length), -1, dtype=np.int64)
+            padded[0, : len(merged)] = merged
+            pooled = pooled_history(self._history_embeddings, self._position_weights, padded)[0]
+            vector = np.append(own + pooled, np.float32(1.0)).astype(np.float32)
+        reason_rows = np.array(list(dict.fromkeys(
+            [r for r in recent if r < trained and r not in dislikes] + reasons.tolist())), dtype=np.int64)
+        return FoldedUser(vector, merged, np.union1d(seen, np.array(recent, dtype=np.int64)).astype(np.int64),
+                          reason_rows, known, new_items)
+
+    def folded_scores(self, folded: FoldedUser) -> np.ndarray:
+        """The served scorer's score of every item for a folded-in customer (a fresh array)."""
+        return self._scores_of_history(folded.seen_rows, folded.vector)
+
+    def folded_floor(self, folded: FoldedUser) -> float:
+        """``score_floor`` for a folded-in customer."""
+        return self._floor(self.folded_scores(folded))
+
+    def recommend_folded(self, folded: FoldedUser, k: int = 10, exclude_seen: bool = True, exclude: Iterable = (),
+                         allowed_items: Iterable | None = None, categories: Iterable[str] | None = None) -> Scored:
+        """``recommend`` for a folded-in customer: the recent events' items are seen too."""
+        excluded, allowed = self._filters(exclude, allowed_items, categories)
+        if exclude_seen:
+            excluded = np.concatenate([excluded, folded.seen_rows])
+        return self._top(self.folded_scores(folded), k, excluded, allowed)
+
     def score_items(self, user_id, item_ids: Sequence) -> Scored:
         """``(item_id, score)`` for each given item, in input order (re-ranking a candidate list)."""
-        user = self.user_row(user_id)
+        return self.score_items_folded(self.fold_in(user_id, []), item_ids)
+
+    def score_items_folded(self, folded: FoldedUser, item_ids: Sequence) -> Scored:
+        """``score_items`` for a folded-in customer."""
         ids = [str(item) for item in item_ids]
         unknown = [item for item in ids if item not in self._item_index]
         if unknown:
             raise NotFound(f"unknown items: {', '.join(unknown[:10])}" + (" …" if len(unknown) > 10 else ""),
                            details={"unknown_items": unknown})
         rows = np.array([self._item_index[item] for item in ids], dtype=np.int64)
-        scores = self._scores_of_history(self.seen_rows(user), self._users[user])[rows] if len(rows) else np.zeros(0)
+        scores = self.folded_scores(folded)[rows] if len(rows) else np.zeros(0)
         finite = np.isfinite(scores)
         if not finite.all():  # items newer than an EASE/popularity model rank last, still as numbers
             scores = np.where(finite, scores, (scores[finite].min() if finite.any() else 0.0) - 1.0)

@@ -2,7 +2,8 @@
 sessions, similar items, re-ranking — each item with a reason a person can read.
 
 Strategies (the `strategy` field of every answer):
-- `personalized`: a known user, scored by the current model;
+- `personalized`: a known user, scored by the current model with their events since training
+  folded in (`recommend.recent`); a customer new since training with events on known items too;
 - `session`: an anonymous visitor, from the items of the session (fold-in of recent items);
 - `popular`: a user or session the model knows nothing about gets the most popular items
   (in the requested category when one is given);
@@ -12,7 +13,7 @@ Strategies (the `strategy` field of every answer):
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,8 @@ from tailor.core.errors import Invalid, NotFound
 from tailor.core.observability import model_served
 from tailor.models.cache import ModelCache
 from tailor.models.registry import ModelRegistry
-from tailor.recommend.scorer import ARTIFACT_FILES, Recommender
+from tailor.recommend.recent import RecentEvent
+from tailor.recommend.scorer import ARTIFACT_FILES, FoldedUser, Recommender
 
 CATALOG_FILE = "catalog.json"
 MAX_K = 100
@@ -52,9 +54,12 @@ def check_k(k: int) -> int:
 
 
 class RecommendService:
-    def __init__(self, models: ModelCache[ServedModel], new_items=None):
+    def __init__(self, models: ModelCache[ServedModel], new_items=None,
+                 recent: Callable[[str], list[RecentEvent]] | None = None):
         self.models = models
         self.new_items = new_items  # callable(model) -> items added after training, or None
+        # callable(user_id) -> the customer's events since training, newest first (one state read)
+        self.recent = recent
 
     def _model(self) -> tuple[ServedModel, str]:
         return self.models.get()
@@ -67,14 +72,18 @@ class RecommendService:
         rec = model.recommender
         categories = [category] if category else None
         self._check_category(model, category)
-        if not rec.has_user(user_id):
+        folded = self._fold_in(rec, user_id)
+        if folded is None:
             return self._popular(model, version, k, exclude, categories, category,
                                  note=f"user {user_id!r} has no history in the current model")
-        scored = rec.recommend(user_id, k, exclude_seen=not include_seen, exclude=exclude, categories=categories)
-        latest = rec.reason_item_rows(user_id)[:REASON_HISTORY]
-        reasons = self._because(model, latest, scored, rec.score_floor(user_id))
+        scored = rec.recommend_folded(folded, k, exclude_seen=not include_seen, exclude=exclude,
+                                      categories=categories)
+        reasons = self._because(model, folded.reason_rows[:REASON_HISTORY], scored, rec.folded_floor(folded))
+        notes = [None if folded.known else
+                 f"user {user_id!r} is newer than the model: the vector was folded in from their recent events",
+                 self._short(scored, k, category, "not already seen")]
         return self._answer("personalized", version, model, scored, reasons,
-                            note=self._short(scored, k, category, "not already seen"))
+                            note="; ".join(n for n in notes if n) or None)
 
     def for_session(self, recent_items: list[str], k: int = 10, category: str | None = None,
                     exclude: Sequence[str] = ()) -> dict:
@@ -117,10 +126,10 @@ class RecommendService:
         unknown = [i for i in item_ids if not rec.has_item(i)]
         if unknown:
             raise NotFound(f"unknown item(s): {', '.join(unknown[:10])}", details={"unknown_items": unknown})
-        if rec.has_user(user_id):
-            scored = sorted(rec.score_items(user_id, item_ids), key=lambda pair: -pair[1])
-            latest = rec.reason_item_rows(user_id)[:REASON_HISTORY]
-            reasons = self._because(model, latest, scored, rec.score_floor(user_id))
+        folded = self._fold_in(rec, user_id)
+        if folded is not None:
+            scored = sorted(rec.score_items_folded(folded, item_ids), key=lambda pair: -pair[1])
+            reasons = self._because(model, folded.reason_rows[:REASON_HISTORY], scored, rec.folded_floor(folded))
             return self._answer("personalized", version, model, scored, reasons)
         popularity = {item: score for item, score in rec.popular(rec.n_items)}
         scored = sorted(((i, popularity.get(i, 0.0)) for i in item_ids), key=lambda pair: -pair[1])
@@ -128,6 +137,17 @@ class RecommendService:
                             note=f"user {user_id!r} has no history in the current model")
 
     # ---- helpers --------------------------------------------------------------------------
+    def _fold_in(self, rec: Recommender, user_id: str) -> FoldedUser | None:
+        """The customer with their events since training, or None when the model can say nothing
+        about them (unknown, and no recent event on an item it knows)."""
+        events = self.recent(user_id) if self.recent is not None else []
+        if not events and not rec.has_user(user_id):
+            return None
+        try:
+            return rec.fold_in(user_id, [e.item_id for e in events], [e.item_id for e in events if e.disliked])
+        except NotFound:
+            return None
+
     def _popular(self, model, version, k, exclude, categories, category, note) -> dict:
         scored = model.recommender.popular(k, exclude=exclude, categories=categories)
         reason = f"popular in {category}" if category else "popular right now"

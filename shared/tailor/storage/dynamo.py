@@ -180,6 +180,8 @@ class StateTable:
             raise
 
     def put_many(self, items: Iterable[dict]) -> None:
-        with self.table.batch_writer() as batch:
+        """BatchWriteItem, 25 at a time; a later item with the same key wins (DynamoDB refuses a
+        request holding one key twice, and boto3's buffer drops the earlier one)."""
+        with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
             for item in items:
                 batch.put_item(Item=_to_dynamo(item))

@@ -11,6 +11,7 @@ State table (pk / sk):
 - `PROFILE#<user_id>` / `PROFILE`: a customer profile; `SEGMENTS` / `<segment_id>` and `#META`;
 - `AUDIENCE#<job_id>` / `EXPORT`: an asynchronous audience export;
 - `SENTIMENT#item#<id>` and `SENTIMENT#user#<id>` / `SUMMARY`: review sentiment summaries;
+- `RECENT#<user_id>` / `<timestamp ms, 15 digits>#<item_id>`: a customer's recent events (fold-in);
 - `ERASED` / `<sha256(user_id)>`: erase tombstones.
 
 Data bucket:
@@ -72,6 +73,15 @@ def profile_pk(user_id: str) -> str:
 
 def audience_pk(job_id: str) -> str:
     return f"AUDIENCE#{job_id}"
+
+
+def recent_pk(user_id: str) -> str:
+    return f"RECENT#{user_id}"
+
+
+def recent_sk(timestamp_ms: int, item_id: str) -> str:
+    """Time order within the partition (zero-padded), then the item: a re-sent event has the same key."""
+    return f"{max(int(timestamp_ms), 0):015d}#{item_id}"
 
 
 def sentiment_pk(kind: str, key: str) -> str:
