@@ -76,8 +76,7 @@ class TrainingJobs:
         job_id = self._new_id()
         job = {"pk": keys.job_pk(job_id), "sk": keys.JOB_SK, "job_id": job_id, "status": "QUEUED",
                "models": models, "trigger": trigger, "created_at": now_iso(), "progress": []}
-        self.state.put(job, only_if_new=True)
-        self.state.put({"pk": JOB_INDEX, "sk": f"{job['created_at']}#{job_id}", "job_id": job_id})
+        self._record(job)
         try:
             self.invoke({"job_id": job_id, "models": models})
         except Exception as exc:
@@ -107,16 +106,20 @@ class TrainingJobs:
         job = {"pk": keys.job_pk(job_id), "sk": keys.JOB_SK, "job_id": job_id, "status": "SKIPPED", "models": [],
                "trigger": "schedule", "created_at": now_iso(), "finished_at": now_iso(), "skipped": skipped,
                "reason": "nothing to retrain: " + "; ".join(f"{m}: {why}" for m, why in skipped.items())}
-        self.state.put(job, only_if_new=True)
-        self.state.put({"pk": JOB_INDEX, "sk": f"{job['created_at']}#{job_id}", "job_id": job_id})
+        self._record(job)
         return self.public(job)
 
+    def _record(self, job: dict) -> None:
+        """A new job and its entry in the newest-first index."""
+        self.state.put(job, only_if_new=True)
+        self.state.put({"pk": JOB_INDEX, "sk": f"{job['created_at']}#{job['job_id']}", "job_id": job["job_id"]})
+
     def _last_started(self, model: str, look_back: int = 50) -> str | None:
-        """When the newest job that trained `model` was created (SUCCEEDED or FAILED alike: a run that
-        failed the gate on this data would fail it again)."""
+        """When the newest job that trained `model` was created, whatever its outcome (a run that failed
+        the gate on this data would fail it again; a SKIPPED job lists no models)."""
         for entry in self.state.query(JOB_INDEX, newest_first=True, limit=look_back):
             job = self.state.get(keys.job_pk(entry["job_id"]), keys.JOB_SK) or {}
-            if model in (job.get("models") or []) and job.get("status") in ("SUCCEEDED", "FAILED", "RUNNING", "QUEUED"):
+            if model in (job.get("models") or []):
                 return str(job["created_at"])
         return None
 

@@ -517,10 +517,19 @@ class Recommender:
     def recommend_folded(self, folded: FoldedUser, k: int = 10, exclude_seen: bool = True, exclude: Iterable = (),
                          allowed_items: Iterable | None = None, categories: Iterable[str] | None = None) -> Scored:
         """``recommend`` for a folded-in customer: the recent events' items are seen too."""
+        return self.recommend_folded_with_floor(folded, k, exclude_seen, exclude, allowed_items, categories)[0]
+
+    def recommend_folded_with_floor(self, folded: FoldedUser, k: int = 10, exclude_seen: bool = True,
+                                    exclude: Iterable = (), allowed_items: Iterable | None = None,
+                                    categories: Iterable[str] | None = None) -> tuple[Scored, float]:
+        """``recommend_folded`` and ``folded_floor`` from one scoring of the catalog (the request's
+        one full matmul; the floor is read before the exclusions overwrite scores)."""
         excluded, allowed = self._filters(exclude, allowed_items, categories)
         if exclude_seen:
             excluded = np.concatenate([excluded, folded.seen_rows])
-        return self._top(self.folded_scores(folded), k, excluded, allowed)
+        scores = self.folded_scores(folded)
+        floor = self._floor(scores)
+        return self._top(scores, k, excluded, allowed), floor
 
     def score_items(self, user_id, item_ids: Sequence) -> Scored:
         """``(item_id, score)`` for each given item, in input order (re-ranking a candidate list)."""

@@ -76,9 +76,9 @@ class RecommendService:
         if folded is None:
             return self._popular(model, version, k, exclude, categories, category,
                                  note=f"user {user_id!r} has no history in the current model")
-        scored = rec.recommend_folded(folded, k, exclude_seen=not include_seen, exclude=exclude,
-                                      categories=categories)
-        reasons = self._because(model, folded.reason_rows[:REASON_HISTORY], scored, rec.folded_floor(folded))
+        scored, floor = rec.recommend_folded_with_floor(folded, k, exclude_seen=not include_seen, exclude=exclude,
+                                                        categories=categories)
+        reasons = self._because(model, folded.reason_rows[:REASON_HISTORY], scored, floor)
         notes = [None if folded.known else
                  f"user {user_id!r} is newer than the model: the vector was folded in from their recent events",
                  self._short(scored, k, category, "not already seen")]
