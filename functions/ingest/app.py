@@ -1,10 +1,11 @@
 """IngestFunction: data and job administration routes, the published OpenAPI document, files
-uploaded under incoming/, and the RetrainSchedule's `{"scheduled_training": true}`."""
+uploaded under incoming/, the RetrainSchedule's `{"scheduled_training": true}` and the
+CompactSchedule's `{"compact_events": true}`."""
 
 from tailor.api.http import make_handler
 from tailor.api.routes.admin import router
 from tailor.api.routes.openapi import router as openapi_router
-from tailor.bootstrap import ingest_service, training_jobs
+from tailor.bootstrap import compact_events, ingest_service, training_jobs
 
 lambda_handler = make_handler(router, openapi_router,
                               on_records=lambda event: {"ingested": ingest_service().handle_s3_event(event)},
@@ -12,6 +13,8 @@ lambda_handler = make_handler(router, openapi_router,
 
 
 def _scheduled(event: dict) -> dict:
+    if event.get("compact_events") is True:
+        return compact_events()
     if event.get("scheduled_training") is not True:
         raise ValueError(f"IngestFunction does not know this invocation: {sorted(event)[:5]}")
     return training_jobs().start_scheduled()

@@ -33,6 +33,7 @@ NAME_PROPERTIES = {
     "AWS::DynamoDB::Table": "TableName",
     "AWS::Serverless::SimpleTable": "TableName",
     "AWS::SQS::Queue": "QueueName",
+    "AWS::KinesisFirehose::DeliveryStream": "DeliveryStreamName",
     "AWS::SNS::Topic": "TopicName",
     "AWS::Serverless::Function": "FunctionName",
     "AWS::Lambda::Function": "FunctionName",
@@ -165,6 +166,8 @@ class Resolver:
             return f"arn:aws:lambda:{region}:{account}:layer:{name}:1"
         if kind == "AWS::IAM::Role":
             return f"arn:aws:iam::{account}:role/{name}"
+        if kind == "AWS::KinesisFirehose::DeliveryStream":
+            return f"arn:aws:firehose:{region}:{account}:deliverystream/{name}"
         if kind == "AWS::Logs::LogGroup":
             return f"arn:aws:logs:{region}:{account}:log-group:{name}:*"
         # AWS::SQS::Queue, AWS::SNS::Topic and the rest follow service:region:account:name.

@@ -125,6 +125,7 @@ class StackModel:
     buckets: list[StorageResource] = field(default_factory=list)
     tables: list[StorageResource] = field(default_factory=list)
     queues: list[StorageResource] = field(default_factory=list)
+    delivery_streams: list[StorageResource] = field(default_factory=list)
     not_emulated: Counter = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
 
@@ -195,6 +196,8 @@ def load_stack_model(template_path: str | Path, stage: str = "local", parameters
             model.tables.append(_storage(resolver, logical_id, resource))
         elif kind == "AWS::SQS::Queue":
             model.queues.append(_storage(resolver, logical_id, resource))
+        elif kind == "AWS::KinesisFirehose::DeliveryStream":
+            model.delivery_streams.append(_storage(resolver, logical_id, resource))
         elif kind not in LAYER_TYPES:
             model.not_emulated[kind] += 1
     return model

@@ -1,4 +1,4 @@
-"""Create the template's buckets, tables and queues in the embedded moto server.
+"""Create the template's buckets, tables, queues and delivery streams in the embedded moto server.
 
 Only the properties that change what a handler observes are applied (keys and indexes,
 versioning, CORS, TTL, queue attributes). Encryption, public-access blocks, lifecycle rules and
@@ -48,6 +48,10 @@ def provision(model: StackModel, moto_url: str) -> dict[str, str]:
         _create_bucket(s3, bucket)
     for table in model.tables:
         _create_table(dynamodb, table)
+    if model.delivery_streams:
+        firehose = moto_client("firehose", moto_url)
+        for stream in model.delivery_streams:
+            _create_delivery_stream(firehose, stream)
     if model.s3_subscriptions:
         queue_urls[S3_EVENTS_QUEUE] = sqs.create_queue(QueueName=S3_EVENTS_QUEUE)["QueueUrl"]
         _subscribe_buckets(s3, model, f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{S3_EVENTS_QUEUE}")
@@ -95,6 +99,16 @@ def _create_table(dynamodb, table: StorageResource) -> None:
             TableName=table.name,
             TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
         )
+
+
+def _create_delivery_stream(firehose, stream: StorageResource) -> None:
+    """moto writes each PutRecordBatch as one object under the prefix, uncompressed (Firehose
+    itself buffers by time and size and gzips): readers accept both."""
+    destination = stream.properties["ExtendedS3DestinationConfiguration"]
+    firehose.create_delivery_stream(
+        DeliveryStreamName=stream.name, DeliveryStreamType=stream.properties.get("DeliveryStreamType", "DirectPut"),
+        ExtendedS3DestinationConfiguration={"BucketARN": destination["BucketARN"], "RoleARN": destination["RoleARN"],
+                                            "Prefix": destination.get("Prefix", "")})
 
 
 def _create_queue(sqs, queue: StorageResource) -> str:

@@ -70,6 +70,7 @@ def function_environment(spec: FunctionSpec, moto_url: str, lambda_url: str) -> 
         "AWS_ENDPOINT_URL_S3": moto_url,
         "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
         "AWS_ENDPOINT_URL_SQS": moto_url,
+        "AWS_ENDPOINT_URL_FIREHOSE": moto_url,
         "AWS_ENDPOINT_URL_LAMBDA": lambda_url,
         # No ~/.aws files: a developer's profile must not redirect or re-credential the handler.
         "AWS_CONFIG_FILE": os.devnull,

@@ -15,7 +15,7 @@ from typing import Any
 
 from tailor.core import config
 from tailor.core.config import Settings
-from tailor.storage.ports import InvokerPort, ObjectStorePort, StateTablePort
+from tailor.storage.ports import InvokerPort, ObjectStorePort, RecordStreamPort, StateTablePort
 
 
 class Container:
@@ -23,9 +23,9 @@ class Container:
 
     def __init__(self, settings: Settings, *, store: ObjectStorePort | None = None,
                  state: StateTablePort | None = None, invoke_training: InvokerPort | None = None,
-                 invoke_export: InvokerPort | None = None):
+                 invoke_export: InvokerPort | None = None, stream: RecordStreamPort | None = None):
         self.settings = settings
-        self._store, self._state = store, state
+        self._store, self._state, self._stream = store, state, stream
         self._invoke_training, self._invoke_export = invoke_training, invoke_export
         self._catalog: dict[str, Any] = {"keys": None, "items": {}}
 
@@ -45,6 +45,15 @@ class Container:
         from tailor.storage.dynamo import StateTable
 
         return StateTable(self.settings.state_table)
+
+    @cached_property
+    def event_stream(self) -> RecordStreamPort | None:
+        """Where API events go (None: straight to Parquet, as files do)."""
+        if self._stream is not None or not self.settings.event_stream:
+            return self._stream
+        from tailor.storage.stream import RecordStream
+
+        return RecordStream(self.settings.event_stream)
 
     def _invoker(self, given: InvokerPort | None, function_name: str | None) -> InvokerPort | None:
         if given is not None:
@@ -67,9 +76,10 @@ class Container:
         def on_stored(dataset: str, columns: dict[str, list]) -> None:
             profiles.record(dataset, columns)
             recent.record(dataset, columns)
+            self.trending.record(dataset, columns)
 
         return IngestService(self.object_store, self.state_table, max_upload_bytes=self.settings.max_upload_bytes,
-                             on_stored=on_stored)
+                             on_stored=on_stored, stream=self.event_stream)
 
     @cached_property
     def model_registry(self) -> Any:
@@ -80,11 +90,11 @@ class Container:
     @cached_property
     def training_jobs(self) -> Any:
         from tailor.datasets.ingest import stored_at
-        from tailor.datasets.store import dataset_keys
+        from tailor.datasets.store import has_rows
         from tailor.jobs.service import TrainingJobs
 
         return TrainingJobs(self.state_table, self._invoker(self._invoke_training, self.settings.train_function_name),
-                            has_data=lambda dataset: bool(dataset_keys(self.object_store, dataset)),
+                            has_data=lambda dataset: has_rows(self.object_store, dataset),
                             stored_at=lambda dataset: stored_at(self.state_table, dataset))
 
     def _model_cache(self, model: str, loader: Any) -> Any:
@@ -104,7 +114,24 @@ class Container:
         from tailor.recommend.service import RecommendService, load_model
 
         return RecommendService(self._model_cache("recommender", load_model), new_items=self.catalog_item,
-                                recent=RecentEvents(self.state_table).latest)
+                                recent=RecentEvents(self.state_table).latest, trending=self.trending,
+                                promotions=self.promotions.active)
+
+    @cached_property
+    def promotions(self) -> Any:
+        """The promotions store: one per container, so serving's ~30 s cache of the active ones is
+        shared. Its model cache loads the recommender only to check a new promotion's items."""
+        from tailor.promotions.store import PromotionStore
+        from tailor.recommend.service import load_model
+
+        return PromotionStore(self.state_table, self._model_cache("recommender", load_model), self.catalog_items)
+
+    @cached_property
+    def trending(self) -> Any:
+        """The trending counters: one per container, so its ~30 s cache of the answers is shared."""
+        from tailor.trending.counters import Trending
+
+        return Trending(self.state_table)
 
     @cached_property
     def profile_service(self) -> Any:
@@ -134,10 +161,15 @@ class Container:
             self._catalog.update(keys=stored, items={row["item_id"]: row for row in rows})
         return self._catalog["items"].get(item_id)
 
+    def catalog_items(self, item_ids: Any) -> set[str]:
+        """Which of the ids the stored catalog holds, from one refresh (see `catalog_item`)."""
+        self.catalog_item("")  # re-reads the catalog if its files changed
+        return {item for item in map(str, item_ids) if item in self._catalog["items"]}
+
 
 def build(settings: Settings | None = None, **overrides: Any) -> Container:
     """A container for `settings` (default: the environment's), with adapters replaced by
-    `overrides` (store, state, invoke_training, invoke_export)."""
+    `overrides` (store, state, invoke_training, invoke_export, stream)."""
     return Container(settings or config.settings(), **overrides)
 
 
@@ -198,9 +230,24 @@ def profile_service() -> Any:
     return container().profile_service
 
 
+def trending() -> Any:
+    return container().trending
+
+
 def erase_service() -> Any:
     return container().erase_service
 
 
+def compact_events() -> dict:
+    """Merge the event buffer into the month files (CompactSchedule; `datasets.buffer.compact`)."""
+    from tailor.datasets.buffer import compact
+
+    return compact(object_store(), state_table())
+
+
 def catalog_item(item_id: str) -> dict | None:
     return container().catalog_item(item_id)
+
+
+def promotions() -> Any:
+    return container().promotions

@@ -2,6 +2,6 @@
 network. tests/contract runs one suite against these and the moto-backed adapters, so a fake
 cannot drift from what the real adapter does."""
 
-from tests.fakes.storage import FakeInvoker, FakeObjectStore, FakeStateTable
+from tests.fakes.storage import FakeInvoker, FakeObjectStore, FakeRecordStream, FakeStateTable
 
-__all__ = ["FakeInvoker", "FakeObjectStore", "FakeStateTable"]
+__all__ = ["FakeInvoker", "FakeObjectStore", "FakeRecordStream", "FakeStateTable"]

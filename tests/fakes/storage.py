@@ -163,3 +163,16 @@ class FakeInvoker:
 
     def __call__(self, payload: dict) -> None:
         self.payloads.append(json.loads(json.dumps(payload)))
+
+
+class FakeRecordStream:
+    """A delivery stream that delivers each call's records as one object under `prefix` of `store`,
+    as moto does (Firehose itself waits for its buffering interval or size first)."""
+
+    def __init__(self, store: FakeObjectStore, prefix: str = "buffer/interactions/") -> None:
+        self.store, self.prefix = store, prefix
+        self.calls = 0
+
+    def put(self, records: list[bytes]) -> None:
+        self.calls += 1
+        self.store.put(f"{self.prefix}0000/00/00/00/fake-stream-{self.calls:08d}", b"".join(records))

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"
 BUCKET = "tailor-test-data"
 TABLE = "tailor-test-state"
+STREAM = "tailor-test-events"
 
 
 def table_definition() -> dict:
@@ -28,6 +29,17 @@ def table_definition() -> dict:
 
     props = load_template(ROOT / "template.yaml")["Resources"]["StateTable"]["Properties"]
     return {k: props[k] for k in ("KeySchema", "AttributeDefinitions", "BillingMode")}
+
+
+def stream_definition() -> dict:
+    """The template's event stream, delivering to the test bucket (moto: one object per call)."""
+    from infra.template import load_template
+
+    props = load_template(ROOT / "template.yaml")["Resources"]["EventStream"]["Properties"]
+    destination = props["ExtendedS3DestinationConfiguration"]
+    return {"DeliveryStreamType": props["DeliveryStreamType"], "ExtendedS3DestinationConfiguration": {
+        "BucketARN": f"arn:aws:s3:::{BUCKET}", "Prefix": destination["Prefix"],
+        "RoleARN": "arn:aws:iam::123456789012:role/tailor-test-events"}}
 
 
 class LambdaContext:
@@ -73,10 +85,10 @@ def s3_event(key: str, size: int) -> dict:
 
 @contextmanager
 def fresh_account(monkeypatch):
-    """A fresh, empty AWS account holding the template's bucket and table."""
+    """A fresh, empty AWS account holding the template's bucket, table and event stream."""
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": "us-east-1", "DATA_BUCKET": BUCKET, "STATE_TABLE": TABLE,
-                       "TRAIN_FUNCTION_NAME": "tailor-test-train", "MAX_UPLOAD_MB": "5",
+                       "TRAIN_FUNCTION_NAME": "tailor-test-train", "MAX_UPLOAD_MB": "5", "EVENT_STREAM": STREAM,
                        "POWERTOOLS_LOG_LEVEL": "WARNING"}.items():
         monkeypatch.setenv(key, value)
     from tailor import bootstrap
@@ -85,6 +97,7 @@ def fresh_account(monkeypatch):
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         boto3.client("dynamodb").create_table(TableName=TABLE, **table_definition())
+        boto3.client("firehose").create_delivery_stream(DeliveryStreamName=STREAM, **stream_definition())
         yield SimpleNamespace(s3=boto3.client("s3"), bucket=BUCKET, table=TABLE)
     bootstrap.reset()
 

@@ -21,7 +21,7 @@ DATASET_WRITERS = {"IngestFunction", "ProfilesFunction"}
 WEBSITE_ROUTES = {
     ("GET", "/v1/users/{user_id}/recommendations"), ("POST", "/v1/recommendations"),
     ("GET", "/v1/items/{item_id}/similar"), ("POST", "/v1/users/{user_id}/rankings"),
-    ("POST", "/v1/sentiment"), ("GET", "/v1/items/{item_id}/sentiment"),
+    ("POST", "/v1/sentiment"), ("GET", "/v1/items/{item_id}/sentiment"), ("GET", "/v1/trending"),
 }
 
 
@@ -135,7 +135,7 @@ def _leading_keys(statement: dict) -> list | None:
 
 def test_serving_functions_touch_only_their_own_table_items(template):
     functions = _functions(template)
-    readable = {"SentimentFunction": [["MODEL#*"]], "RecommendFunction": [["MODEL#*", "RECENT#*"]]}
+    readable = {"SentimentFunction": [["MODEL#*"]], "RecommendFunction": [["MODEL#*", "RECENT#*", "TRENDING#*", "PROMOTIONS"]]}
     for name, writable in (("SentimentFunction", ["SENTIMENT#*"]), ("RecommendFunction", None)):
         table = [s for s in _statements(functions[name]) if any(a.startswith("dynamodb:") for a in _listify(s["Action"]))]
         for statement in table:

@@ -123,6 +123,30 @@ class Models(Answer):
     models: list[ModelOverview]
 
 
+class Promotion(Answer):
+    """A promotion (tailor.promotions): exactly one of `category` and `item_ids`; `ends_at` null
+    means open-ended; `status` is computed at request time."""
+
+    promotion_id: str
+    name: str
+    category: str | None = None
+    item_ids: list[str] | None = None
+    share: float
+    starts_at: str
+    ends_at: str | None = None
+    created_at: str
+    status: Literal["active", "scheduled", "ended"]
+
+
+class Promotions(Answer):
+    promotions: list[Promotion]
+
+
+class PromotionDeleted(Answer):
+    promotion_id: str
+    deleted: bool
+
+
 class Pointer(Answer):
     model: str
     version: str
@@ -147,12 +171,25 @@ class RecommendedItem(Answer):
     item_id: str
     score: float
     reason: str
+    promoted: bool | None = Field(default=None, description="true when an active promotion placed the item")
+    promotion: str | None = Field(default=None, description="the name of that promotion")
 
 
 class Recommendations(Answer):
-    strategy: Literal["personalized", "session", "popular", "content", "similar"]
+    strategy: Literal["personalized", "session", "popular", "content", "similar", "trending"]
     model_version: str
     items: list[RecommendedItem]
+    note: str | None = None
+
+
+class Trending(Answer):
+    """`GET /v1/trending`: `model_version` is the model whose catalog gave titles and categories
+    (absent before any model is trained); `note` says why fewer than k items came back."""
+
+    strategy: Literal["trending"]
+    window: Literal["1h", "3h", "1d"]
+    items: list[RecommendedItem]
+    model_version: str | None = None
     note: str | None = None
 
 

@@ -40,6 +40,7 @@ class Settings:
     export_function_name: str | None
     max_upload_bytes: int
     model_cache_seconds: float
+    event_stream: str | None = None  # the Firehose delivery stream of API events (datasets.buffer)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -51,6 +52,7 @@ class Settings:
             export_function_name=os.environ.get("EXPORT_FUNCTION_NAME") or None,
             max_upload_bytes=int(_number("MAX_UPLOAD_MB", 200) * 1024 * 1024),
             model_cache_seconds=_number("MODEL_CACHE_SECONDS", 60),
+            event_stream=os.environ.get("EVENT_STREAM") or None,
         )
 
 

@@ -3,7 +3,9 @@
 Idempotency: a batch is identified by the SHA-256 of its dataset name and content. Before
 storing, the ledger is checked; the claim of the batch id, the ingest log entry and the
 dataset counters are written in one DynamoDB transaction, so the same file or request sent
-twice (or an S3 event delivered twice) is stored and counted once. A column mapping is part
+twice (or an S3 event delivered twice) is stored and counted once. Interactions sent through
+the API go to the event stream instead of their own Parquet object (`datasets.buffer`), and
+their claim is a conditional put rather than a transaction (see `_ingest`). A column mapping is part
 of what identifies a batch: the same file sent again with another mapping is another batch.
 
 Uploads: `POST /v1/uploads` records `UPLOAD#<upload_id>` (status `waiting`, the column mapping);
@@ -28,12 +30,14 @@ from urllib.parse import unquote_plus
 
 from tailor.core.errors import Invalid, NotFound, PayloadTooLarge
 from tailor.core.observability import MetricUnit, metrics
+from tailor.datasets import buffer
 from tailor.datasets import store as datasets
 from tailor.datasets.files import FileRejected, read_file
 from tailor.datasets.schemas import SCHEMAS, RowError, Validated, check_columns, dataset_name, validate_records
 from tailor.privacy import erase as privacy
 from tailor.storage import keys
 from tailor.storage.dynamo import ConditionFailed, StateTable
+from tailor.storage.ports import RecordStreamPort
 from tailor.storage.s3 import ObjectStore
 
 MAX_BATCH_RECORDS = 500
@@ -74,11 +78,14 @@ class IngestResult:
 
 class IngestService:
     def __init__(self, store: ObjectStore, state: StateTable, *, max_upload_bytes: int,
-                 on_stored: Callable[[str, dict[str, list]], None] | None = None):
+                 on_stored: Callable[[str, dict[str, list]], None] | None = None,
+                 stream: RecordStreamPort | None = None):
         self.store = store
         self.state = state
         self.max_upload_bytes = max_upload_bytes
         self.on_stored = on_stored  # (dataset, columns of the stored rows): e.g. keep profiles fresh
+        # Interactions sent through the API go to the event stream (datasets.buffer) when there is one.
+        self.stream = stream
 
     # ---- entry points -------------------------------------------------------------------
     def ingest_records(self, dataset: str, records: list, columns: dict | None = None) -> IngestResult:
@@ -101,7 +108,8 @@ class IngestService:
             except RowError as exc:  # the mapping clashes with the batch's keys
                 raise Invalid(str(exc)) from None
 
-        return self._ingest(name, content + _mapping_salt(mapping), "api", validate)
+        return self._ingest(name, content + _mapping_salt(mapping), "api", validate,
+                            buffered=self.stream is not None and name == buffer.DATASET)
 
     def ingest_object(self, key: str, size: int | None = None) -> IngestResult:
         """A file that arrived under `incoming/<dataset>/` (S3 ObjectCreated)."""
@@ -245,7 +253,7 @@ class IngestService:
         return out
 
     # ---- the one ingest path -------------------------------------------------------------
-    def _ingest(self, name: str, content: bytes, source: str, validate) -> IngestResult:
+    def _ingest(self, name: str, content: bytes, source: str, validate, buffered: bool = False) -> IngestResult:
         batch_id = hashlib.sha256(name.encode() + b"\0" + content).hexdigest()[:32]
         if self.state.get(keys.batch_pk(batch_id), keys.BATCH_SK):
             return self._log_duplicate(name, source, batch_id)
@@ -254,7 +262,11 @@ class IngestService:
             # Erased users stay erased: their old rows are refused (see tailor.privacy.erase).
             privacy.drop_erased(validated, privacy.tombstones(self.state))
         now = _now_ms()
-        datasets.write_batch(self.store, validated, batch_id, now)
+        if buffered:
+            if validated.rows:
+                self.stream.put(buffer.encode(validated, now))  # type: ignore[union-attr]
+        else:
+            datasets.write_batch(self.store, validated, batch_id, now)
         if self.on_stored is not None and validated.rows:
             self.on_stored(name, validated.columns)
         result = IngestResult(name, source, "stored", validated.rows, len(validated.rejects), batch_id=batch_id,
@@ -266,13 +278,22 @@ class IngestService:
             self.store.put(result.rejects_key, ("\n".join(lines) + "\n").encode(), "application/x-ndjson")
             result.reject_samples = [r.to_dict() for r in validated.rejects[:REJECT_SAMPLES]]
         log = self._log_item(result, now)
+        claim = {"pk": keys.batch_pk(batch_id), "sk": keys.BATCH_SK, "dataset": name, "source": source, "at": _iso(now)}
+        stats = (keys.DATASET_STATS_PK, name, {"last_ingest": _iso(now), "last_stored": _iso(now)},
+                 {"rows_stored": result.rows_stored, "rows_rejected": result.rows_rejected,
+                  "files": 0 if buffered else 1})
         try:
-            self.state.transact(
-                new=[{"pk": keys.batch_pk(batch_id), "sk": keys.BATCH_SK, "dataset": name, "source": source, "at": _iso(now)}],
-                puts=[log],
-                adds=[(keys.DATASET_STATS_PK, name, {"last_ingest": _iso(now), "last_stored": _iso(now)},
-                       {"rows_stored": result.rows_stored, "rows_rejected": result.rows_rejected, "files": 1})],
-            )
+            if buffered:
+                # Three single-item writes, no transaction: a website's event stream stays at a few
+                # ms per event (a TransactWriteItems costs double, and moto copies the whole table
+                # for each). The rows are already in the stream, so a crash between these writes
+                # loses no event; at worst a re-sent batch is streamed again, and the copy is
+                # de-duplicated when read and compacted (datasets.buffer).
+                self.state.put(claim, only_if_new=True)
+                self.state.put(log)
+                self.state.update(stats[0], stats[1], set=stats[2], add=stats[3])
+            else:
+                self.state.transact(new=[claim], puts=[log], adds=[stats])
         except ConditionFailed:  # a concurrent delivery of the same batch won the race
             return self._log_duplicate(name, source, batch_id)
         metrics.add_metadata("dataset", name)

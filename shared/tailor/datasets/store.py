@@ -3,7 +3,8 @@
 Layout (what training and other readers rely on):
 - `datasets/interactions/month=YYYY-MM/<batch>.parquet`: interactions partitioned by the month of
   their timestamp, so a reader can take all of it or only a time range;
-- `datasets/<items|users|reviews>/<batch>.parquet`: one file per ingested batch.
+- `datasets/<items|users|reviews>/<batch>.parquet`: one file per ingested batch;
+- `buffer/interactions/`: events sent one request at a time, until compaction (`datasets.buffer`).
 `<batch>` is a content hash of the ingested file or request body, so writing the same batch
 again replaces the same objects. Every row carries `_ingested_at` (Unix ms): for items, users
 and reviews the newest row per key wins; interactions are de-duplicated on their full key.
@@ -15,6 +16,7 @@ import io
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from tailor.datasets import buffer
 from tailor.datasets.schemas import SCHEMAS, Schema, Validated
 from tailor.storage import keys
 from tailor.storage.dynamo import StateTable
@@ -85,6 +87,11 @@ def write_batch(store: ObjectStore, validated: Validated, batch_id: str, ingeste
     return stored
 
 
+def has_rows(store: ObjectStore, name: str) -> bool:
+    """Whether anything is stored for `name`, in Parquet or still in the event buffer."""
+    return bool(dataset_keys(store, name)) or (name == buffer.DATASET and bool(buffer.buffer_keys(store, name)))
+
+
 def dataset_keys(store: ObjectStore, name: str, start_ms: int | None = None,
                  end_ms: int | None = None) -> list[str]:
     stored = [k for k in store.keys(keys.dataset_prefix(name)) if k.endswith(".parquet")]
@@ -107,7 +114,16 @@ def read_dataset(store: ObjectStore, name: str, *, start_ms: int | None = None,
     import pyarrow.parquet as pq
 
     schema: Schema = SCHEMAS[name]
-    tables = [pq.read_table(io.BytesIO(store.get(k))) for k in dataset_keys(store, name, start_ms, end_ms)]
+    for attempt in range(3):
+        try:
+            tables = [pq.read_table(io.BytesIO(store.get(k))) for k in dataset_keys(store, name, start_ms, end_ms)]
+            if name == buffer.DATASET:  # events delivered by the stream, not compacted yet
+                pending = buffer.read_buffer(store, buffer.buffer_keys(store, name))
+                tables += [pending] if pending.num_rows else []
+            break
+        except KeyError:  # a compaction replaced what was listed: list again
+            if attempt == 2:
+                raise
     if not tables:
         return None
     table = pa.concat_tables(tables, promote_options="default")
@@ -161,6 +177,7 @@ def erase_user(erasure: UserErasure, state: StateTable) -> None:
                 stats["files_deleted"] += 1
         if stats["rows_removed"]:
             state.update(keys.DATASET_STATS_PK, name, add={"rows_stored": -stats["rows_removed"]})
+    buffer.erase_user(erasure, state)  # events delivered by the stream, not compacted yet
 
     removed_rejects: dict[str, int] = {}
     for key, lines in erasure.text_objects(keys.REJECTS_PREFIX, erasure.drop_lines).items():

@@ -7,7 +7,13 @@ Strategies (the `strategy` field of every answer):
 - `session`: an anonymous visitor, from the items of the session (fold-in of recent items);
 - `popular`: a user or session the model knows nothing about gets the most popular items
   (in the requested category when one is given);
+- `trending`: `GET /v1/trending`, and the user or session the model knows nothing about when
+  trending beat popularity for such customers on the validation split (the model's
+  `cold_start` config) and there are live trends (filled up with popular items);
 - `content`: similar items for an item added after the model was trained, from its content.
+
+Active promotions (`tailor.promotions`) take the last slots of personalized, session, popular
+and cold-start trending lists (never similar items or rankings), marked `"promoted": true`.
 """
 
 from __future__ import annotations
@@ -18,12 +24,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tailor.core.errors import Invalid, NotFound
+from tailor.core.errors import Invalid, NotFound, Unavailable
 from tailor.core.observability import model_served
 from tailor.models.cache import ModelCache
 from tailor.models.registry import ModelRegistry
+from tailor.promotions.inject import inject
+from tailor.promotions.inject import slots as promotion_slots
+from tailor.promotions.store import Promotion
 from tailor.recommend.recent import RecentEvent
 from tailor.recommend.scorer import ARTIFACT_FILES, FoldedUser, Recommender
+from tailor.trending.counters import Trending
+from tailor.trending.scoring import MIN_TREND_COUNT, Trend, window_named
 
 CATALOG_FILE = "catalog.json"
 MAX_K = 100
@@ -55,8 +66,13 @@ def check_k(k: int) -> int:
 
 class RecommendService:
     def __init__(self, models: ModelCache[ServedModel], new_items=None,
-                 recent: Callable[[str], list[RecentEvent]] | None = None):
+                 recent: Callable[[str], list[RecentEvent]] | None = None, trending: Trending | None = None,
+                 promotions: Callable[[], list[Promotion]] | None = None):
         self.models = models
+        # callable() -> the promotions active now, oldest first (cached by tailor.promotions.store)
+        self.promotions = promotions
+        self._not_in_catalog: tuple[ServedModel | None, set[str]] = (None, set())  # promoted ids nowhere to be found
+        self.trending_counters = trending  # the live trends (ingest's counters), or None
         self.new_items = new_items  # callable(model) -> items added after training, or None
         # callable(user_id) -> the customer's events since training, newest first (one state read)
         self.recent = recent
@@ -74,16 +90,20 @@ class RecommendService:
         self._check_category(model, category)
         folded = self._fold_in(rec, user_id)
         if folded is None:
-            return self._popular(model, version, k, exclude, categories, category,
-                                 note=f"user {user_id!r} has no history in the current model")
+            return self._cold(model, version, k, exclude, categories, category,
+                              note=f"user {user_id!r} has no history in the current model")
         scored, floor = rec.recommend_folded_with_floor(folded, k, exclude_seen=not include_seen, exclude=exclude,
                                                         categories=categories)
         reasons = self._because(model, folded.reason_rows[:REASON_HISTORY], scored, floor)
         notes = [None if folded.known else
                  f"user {user_id!r} is newer than the model: the vector was folded in from their recent events",
                  self._short(scored, k, category, "not already seen")]
+        scored, reasons, promoted = self._promote(
+            model, k, exclude, categories, scored, reasons,
+            lambda n, skip, allowed, within: rec.recommend_folded(folded, n, exclude_seen=not include_seen, exclude=skip,
+                                                                  allowed_items=allowed, categories=within))
         return self._answer("personalized", version, model, scored, reasons,
-                            note="; ".join(n for n in notes if n) or None)
+                            note="; ".join(n for n in notes if n) or None, promoted=promoted)
 
     def for_session(self, recent_items: list[str], k: int = 10, category: str | None = None,
                     exclude: Sequence[str] = ()) -> dict:
@@ -94,12 +114,16 @@ class RecommendService:
         categories = [category] if category else None
         known = [i for i in recent_items if rec.has_item(i)]
         if not known:
-            return self._popular(model, version, k, list(exclude) + list(recent_items), categories, category,
-                                 note="none of the recent items is known to the current model")
+            return self._cold(model, version, k, list(exclude) + list(recent_items), categories, category,
+                              note="none of the recent items is known to the current model")
         scored = rec.from_recent_items(known, k, exclude=exclude, categories=categories)
         rows = np.array([rec.item_row(i) for i in reversed(known)][:REASON_HISTORY])
-        return self._answer("session", version, model, scored, self._because(model, rows, scored),
-                            note=self._short(scored, k, category, "not in the session"))
+        note = self._short(scored, k, category, "not in the session")
+        scored, reasons, promoted = self._promote(
+            model, k, exclude, categories, scored, self._because(model, rows, scored),
+            lambda n, skip, allowed, within: rec.from_recent_items(known, n, exclude=skip, allowed_items=allowed,
+                                                                   categories=within))
+        return self._answer("session", version, model, scored, reasons, note=note, promoted=promoted)
 
     def similar(self, item_id: str, k: int = 10, category: str | None = None) -> dict:
         check_k(k)
@@ -136,7 +160,73 @@ class RecommendService:
         return self._answer("popular", version, model, scored, ["popular right now"] * len(scored),
                             note=f"user {user_id!r} has no history in the current model")
 
+    def trending(self, window: str = "1h", k: int = 10, category: str | None = None) -> dict:
+        """The items trending in the window (see `tailor.trending`), best first; titles and
+        categories come from the current model's catalog (without a model: no category filter)."""
+        check_k(k)
+        span = window_named(window)
+        if self.trending_counters is None:
+            raise Unavailable("trending is not available: this service has no trending counters")
+        try:
+            model, version = self._model()
+        except Unavailable:
+            if category:
+                raise
+            model, version = None, None
+        allowed = None
+        if model is not None and category:
+            self._check_category(model, category)
+            allowed = self._category_items(model, [category])
+        found = self.trending_counters.top(window, k, allowed=allowed)
+        answer: dict = {"strategy": "trending", "window": window,
+                        **({"model_version": version} if version is not None else {}),
+                        "items": [{"item_id": t.item_id, "score": round(t.score, 6),
+                                   "title": model.title(t.item_id) if model is not None else t.item_id,
+                                   "reason": t.reason(span)} for t in found]}
+        if len(found) < k:
+            where = f" in category {category!r}" if category else ""
+            answer["note"] = (f"only {len(found)} of the {k} requested: no other item{where} had at least "
+                              f"{MIN_TREND_COUNT} interactions in the {span.words} and a higher rate than before")
+        model_served(version)  # no strategy: a trending list is asked for, not a fallback
+        return answer
+
     # ---- helpers --------------------------------------------------------------------------
+    @staticmethod
+    def _category_items(model: ServedModel, categories: list[str]) -> set[str]:
+        rec = model.recommender
+        return {rec.item_id(int(row)) for row in rec.items_in_categories(categories)}
+
+    def _live_trends(self, model: ServedModel, window: str, k: int, exclude: Sequence[str],
+                     categories: list[str] | None) -> list[Trend]:
+        if self.trending_counters is None:
+            return []
+        allowed = self._category_items(model, categories) if categories else None
+        skip = set(exclude)
+        return [t for t in self.trending_counters.top(window, k + len(skip), allowed=allowed)
+                if t.item_id not in skip][:k]
+
+    def _cold(self, model, version, k, exclude, categories, category, note) -> dict:
+        """A customer the model knows nothing about: trending when it beat popularity for such
+        customers on the validation split and something trends now, else popular."""
+        cold = model.recommender.config.get("cold_start") or {}
+        found = (self._live_trends(model, cold.get("window", "1h"), k, exclude, categories)
+                 if cold.get("strategy") == "trending" else [])
+        if not found:
+            return self._popular(model, version, k, exclude, categories, category, note)
+        span = window_named(cold.get("window", "1h"))
+        fill = model.recommender.popular(k - len(found), exclude=list(exclude) + [t.item_id for t in found],
+                                         categories=categories) if len(found) < k else []
+        popular_reason = f"popular in {category}" if category else "popular right now"
+        scored = [(t.item_id, t.score) for t in found] + fill
+        reasons = [t.reason(span) for t in found] + [popular_reason] * len(fill)
+        why = (f"trending in the {span.words} beat popularity for customers new to the model on the validation "
+               f"split (HR@10 {cold.get('trending_hr10', 0):.3f} vs {cold.get('popular_hr10', 0):.3f})")
+        short = self._short(scored, k, category, "left after the exclusions")
+        scored, reasons, promoted = self._promote(model, k, exclude, categories, scored, reasons,
+                                                  self._popular_candidates(model))
+        return self._answer("trending", version, model, scored, reasons,
+                            note="; ".join(n for n in (note, why, short) if n), promoted=promoted)
+
     def _fold_in(self, rec: Recommender, user_id: str) -> FoldedUser | None:
         """The customer with their events since training, or None when the model can say nothing
         about them (unknown, and no recent event on an item it knows)."""
@@ -152,8 +242,60 @@ class RecommendService:
         scored = model.recommender.popular(k, exclude=exclude, categories=categories)
         reason = f"popular in {category}" if category else "popular right now"
         short = self._short(scored, k, category, "left after the exclusions")
-        return self._answer("popular", version, model, scored, [reason] * len(scored),
-                            note="; ".join(n for n in (note, short) if n))
+        scored, reasons, promoted = self._promote(model, k, exclude, categories, scored, [reason] * len(scored),
+                                                  self._popular_candidates(model))
+        return self._answer("popular", version, model, scored, reasons,
+                            note="; ".join(n for n in (note, short) if n), promoted=promoted)
+
+    @staticmethod
+    def _popular_candidates(model: ServedModel) -> Callable:
+        rec = model.recommender
+        return lambda n, skip, allowed, within: rec.popular(n, exclude=skip, allowed_items=allowed, categories=within)
+
+    def _promote(self, model: ServedModel, k: int, exclude: Sequence[str], categories: list[str] | None,
+                 scored, reasons: list[str], candidates: Callable) -> tuple[list, list[str], dict[str, str]]:
+        """The list with the active promotions' items in (`tailor.promotions`): the scored items,
+        their reasons, and each promoted item's promotion name.
+
+        `candidates(n, exclude, allowed_items, categories)` scores items the way the list was
+        scored (same vector, seen items left out unless asked for) and best first; it is called
+        with the request's exclusions plus the listed items, so what comes back may be listed."""
+        active = self.promotions() if self.promotions is not None else []
+        if not active:
+            return scored, reasons, {}
+        skip = [*exclude, *(item for item, _ in scored)]
+        offers = []
+        for promotion in active:
+            allowed, within = self._promotion_filter(model, promotion, categories)
+            if allowed is not None and not allowed:
+                continue
+            # k more than its slots: earlier promotions may already have taken up to k of them.
+            offers.append((promotion.name, promotion.share,
+                           candidates(promotion_slots(promotion.share, k) + k, skip, allowed, within)))
+        entries = inject([(item, score, why) for (item, score), why in zip(scored, reasons)], offers, k)
+        return ([(e.item_id, e.score) for e in entries], [e.reason for e in entries],
+                {e.item_id: e.promotion for e in entries if e.promotion})
+
+    def _promotion_filter(self, model: ServedModel, promotion: Promotion, categories: list[str] | None
+                          ) -> tuple[list[str] | None, list[str] | None]:
+        """(allowed_items, categories) of a promotion's candidates inside the requested category."""
+        rec = model.recommender
+        if promotion.category is not None:
+            if not categories:
+                return None, [promotion.category]
+            return [rec.item_id(int(row)) for row in rec.items_in_categories([promotion.category])], categories
+        if self._not_in_catalog[0] is not model:
+            self._not_in_catalog = (model, set())
+        missing = self._not_in_catalog[1]
+        allowed = []
+        for item in promotion.item_ids or ():
+            # An item stored after training joins the model from its content, as for similar items;
+            # one found nowhere is not looked up again while this model serves.
+            if rec.has_item(item) or (item not in missing and self._add_new_item(model, item)):
+                allowed.append(item)
+            else:
+                missing.add(item)
+        return allowed, categories
 
     @staticmethod
     def _short(scored, k: int, category: str | None, which: str) -> str | None:
@@ -179,10 +321,14 @@ class RecommendService:
                 for h, (_, score) in zip(closest, scored)]
 
     @staticmethod
-    def _answer(strategy, version, model, scored, reasons, note=None) -> dict:
+    def _answer(strategy, version, model, scored, reasons, note=None, promoted: dict[str, str] | None = None) -> dict:
         answer = {"strategy": strategy, "model_version": version,
                   "items": [{"item_id": item, "score": round(score, 6), "title": model.title(item), "reason": why}
                             for (item, score), why in zip(scored, reasons)]}
+        for entry in answer["items"] if promoted else []:
+            name = (promoted or {}).get(entry["item_id"])
+            if name:
+                entry.update(promoted=True, promotion=name)
         if note:
             answer["note"] = note
         model_served(version, strategy)

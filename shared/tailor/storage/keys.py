@@ -12,11 +12,17 @@ State table (pk / sk):
 - `AUDIENCE#<job_id>` / `EXPORT`: an asynchronous audience export;
 - `SENTIMENT#item#<id>` and `SENTIMENT#user#<id>` / `SUMMARY`: review sentiment summaries;
 - `RECENT#<user_id>` / `<timestamp ms, 15 digits>#<item_id>`: a customer's recent events (fold-in);
+- `PROMOTIONS` / `<promotion_id>` (`<created, to the microsecond>Z-<hex>`, oldest first): promotions (business rules);
+- `TRENDING#<window>#<bucket start, epoch s, 10 digits>` / `<item_id>`: interactions per item in
+  one time bucket (`n`, added by ingest; "trending now");
 - `ERASED` / `<sha256(user_id)>`: erase tombstones.
 
 Data bucket:
 - `incoming/<dataset>/<upload_id>/<file>`: uploads waiting to be ingested;
 - `datasets/<dataset>/...parquet` (interactions by `month=YYYY-MM/`): validated rows;
+- `buffer/interactions/YYYY/MM/DD/HH/<stream>-...`: single events from `POST /v1/events` as Amazon
+  Data Firehose delivered them (JSON lines, gzip on AWS), until compaction merges them into
+  `datasets/interactions/month=YYYY-MM/compacted-<hash>.parquet`;
 - `rejects/<dataset>/<batch>.jsonl`: rejected rows with their reasons;
 - `models/<model>/<version>/<file>` and `models/<model>/current.json` (the pointer);
 - `reports/<model>/<version>/`: evaluation reports;
@@ -37,6 +43,7 @@ SEGMENTS_META_SK = "#META"
 EXPORT_SK = "EXPORT"
 SUMMARY_SK = "SUMMARY"
 ERASED_PK = "ERASED"
+PROMOTIONS_PK = "PROMOTIONS"
 
 
 def job_pk(job_id: str) -> str:
@@ -84,6 +91,15 @@ def recent_sk(timestamp_ms: int, item_id: str) -> str:
     return f"{max(int(timestamp_ms), 0):015d}#{item_id}"
 
 
+def trending_pk(window: str, bucket_start_s: int) -> str:
+    """One time bucket of one trending window; its items are the sort keys (`trending_sk`)."""
+    return f"TRENDING#{window}#{max(int(bucket_start_s), 0):010d}"
+
+
+def trending_sk(item_id: str) -> str:
+    return item_id
+
+
 def sentiment_pk(kind: str, key: str) -> str:
     """`kind` is "item" or "user"."""
     return f"SENTIMENT#{kind}#{key}"
@@ -95,6 +111,8 @@ DATASET_STATS_PK = "DATASET"
 
 INCOMING_PREFIX = "incoming/"
 DATASETS_PREFIX = "datasets/"
+BUFFER_PREFIX = "buffer/"
+COMPACTED_PREFIX = "compacted-"  # the batch id of a compaction's output (datasets/interactions)
 REJECTS_PREFIX = "rejects/"
 MODELS_PREFIX = "models/"
 REPORTS_PREFIX = "reports/"
@@ -115,6 +133,11 @@ def dataset_key(dataset: str, batch_id: str, month: str | None = None) -> str:
     """A stored batch; interactions are partitioned by the month of their timestamp."""
     partition = f"month={month}/" if month else ""
     return f"{dataset_prefix(dataset)}{partition}{batch_id}.parquet"
+
+
+def buffer_prefix(dataset: str) -> str:
+    """Where the event stream delivers `dataset`'s rows (the delivery stream's S3 prefix)."""
+    return f"{BUFFER_PREFIX}{dataset}/"
 
 
 def rejects_key(dataset: str, batch_id: str) -> str:

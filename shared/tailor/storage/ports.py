@@ -1,6 +1,7 @@
 """The storage ports domain services are written against: what they may ask of the data bucket,
-the state table and the training function. `storage.s3`, `storage.dynamo` and `storage.invoke` are
-the AWS adapters; tests/fakes holds in-memory ones, and tests/contract runs one suite against both.
+the state table, the event stream and the training function. `storage.s3`, `storage.dynamo`,
+`storage.stream` and `storage.invoke` are the AWS adapters; tests/fakes holds in-memory ones, and
+tests/contract runs one suite against both.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ class StateTablePort(Protocol):
     def transact(self, *, new: Iterable[dict] = (), puts: Iterable[dict] = (),
                  adds: Iterable[tuple[str, str, dict, dict]] = ()) -> None: ...
     def put_many(self, items: Iterable[dict]) -> None: ...  # a later item with the same key wins
+
+
+class RecordStreamPort(Protocol):
+    """A delivery stream to the data bucket (Amazon Data Firehose): `put` returns once every record
+    is accepted (delivered later, at least once) or raises."""
+
+    def put(self, records: list[bytes]) -> None: ...
 
 
 class InvokerPort(Protocol):

@@ -1,4 +1,5 @@
-"""Data and job administration (IngestFunction): batches, uploads, datasets, training, models."""
+"""Data and job administration (IngestFunction): batches, uploads, datasets, training, models,
+promotions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tailor.api.http import json_body
 from tailor.api.models import (
@@ -15,6 +16,9 @@ from tailor.api.models import (
     IngestResult,
     Models,
     Pointer,
+    Promotion,
+    PromotionDeleted,
+    Promotions,
     Report,
     TrainingJob,
     TrainingJobs,
@@ -23,7 +27,7 @@ from tailor.api.models import (
     answers,
     batch_body,
 )
-from tailor.bootstrap import ingest_service, model_registry, object_store, training_jobs
+from tailor.bootstrap import ingest_service, model_registry, object_store, promotions, training_jobs
 from tailor.core.errors import Invalid
 from tailor.jobs.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 
@@ -132,3 +136,33 @@ def get_version_report(model: str, version: str):
     from tailor.models.reports import version_report
 
     return version_report(object_store(), model_registry(), unquote(model), unquote(version))
+
+
+# ---- promotions (tailor.promotions): a share of recommendation slots for chosen items --------
+class PromotionRequest(BaseModel):
+    # A misspelt field ("items", "end") must not silently become an open-ended promotion.
+    model_config = ConfigDict(extra="forbid")
+
+    # Bounds, exclusivity and timestamps are checked by tailor.promotions.store (clearer messages).
+    name: str = Field(description="shown in each promoted item's reason, at most 100 characters")
+    category: str | None = Field(default=None, description="promote this category's items (or item_ids)")
+    item_ids: list[str] | None = Field(default=None, description="promote these items, 1-500 (or category)")
+    share: float = Field(description="up to ceil(share * k) of k slots: more than 0, at most 1")
+    starts_at: str | None = Field(default=None, description="ISO-8601; default now")
+    ends_at: str | None = Field(default=None, description="ISO-8601, after starts_at; omit for open-ended")
+
+
+@router.post("/v1/promotions", responses=answers(Promotion, 201))
+def post_promotions(request: PromotionRequest):
+    return promotions().create(request.name, request.share, category=request.category, item_ids=request.item_ids,
+                               starts_at=request.starts_at, ends_at=request.ends_at), 201
+
+
+@router.get("/v1/promotions", responses=answers(Promotions))
+def get_promotions():
+    return promotions().listing()
+
+
+@router.delete("/v1/promotions/<promotion_id>", responses=answers(PromotionDeleted))
+def delete_promotion(promotion_id: str):
+    return promotions().delete(unquote(promotion_id))

@@ -9,9 +9,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, Field
 
-from tailor.api.models import Recommendations, answers
+from tailor.api.models import Recommendations, Trending, answers
 from tailor.bootstrap import recommend_service
 from tailor.recommend.service import MAX_CANDIDATES, MAX_K
+from tailor.trending.scoring import DEFAULT_WINDOW, WINDOWS
 
 router = APIGatewayRouter()
 
@@ -39,6 +40,13 @@ class SessionRequest(BaseModel):
 @router.post("/v1/recommendations", responses=answers(Recommendations))
 def post_recommendations(request: SessionRequest):
     return recommend_service().for_session(request.recent_items, request.k, request.category, request.exclude)
+
+
+@router.get("/v1/trending", responses=answers(Trending))
+def get_trending(window: Annotated[str, Query(description=f"one of {', '.join(WINDOWS)}")] = DEFAULT_WINDOW,
+                 k: K = 10, category: str | None = None):
+    # `window` is a plain string checked by the service: its 422 names the allowed values.
+    return recommend_service().trending(window, k, category)
 
 
 @router.get("/v1/items/<item_id>/similar", responses=answers(Recommendations))

@@ -21,7 +21,12 @@ from tailor.training.recommender.fit import Progress
 from tailor.training.recommender.rating import train_rating
 from tailor.training.recommender.retrieval import softmax_mode, train_retrieval
 from tailor.training.recommender.towers import RatingModel, RetrievalModel
-from tailor.training.recommender.validation import choose_audience_rule, popularity_on, ranking_on
+from tailor.training.recommender.validation import (
+    choose_audience_rule,
+    choose_cold_start,
+    popularity_on,
+    ranking_on,
+)
 
 
 @dataclass
@@ -45,7 +50,8 @@ def train_recommender(interactions: Interactions, catalog: ItemCatalog | None = 
     1. Validation: per user the newest ``validation_fraction`` of interactions are held out;
        the retrieval model trains on the rest until validation NDCG@10 of the *exported* scorer
        stops improving. The report holds the T1 metrics at the best epoch beside popularity's,
-       the content-only (new item) metrics, and A1 for each audience rule (the best is served).
+       the content-only (new item) metrics, A1 for each audience rule (the best is served), and
+       HR@10 of trending against popularity for customers new to the model (the better is served).
     2. Final fit on all interactions for the best epoch count; export; A1 rule from step 1.
     """
     started = time.monotonic()
@@ -73,6 +79,7 @@ def train_recommender(interactions: Interactions, catalog: ItemCatalog | None = 
     session_vectors = np.hstack([pooled_users(arrays), np.ones((n_users, 1), np.float32)])
     sessions = ranking_on(session_vectors, scorer.item_matrix, seen, held_users, held_items, max_users, seed)
     audience_rule, audiences = choose_audience_rule(scorer, fit, held_users, held_items, seed)
+    cold_start = choose_cold_start(fit, held_users, held_items, data.timestamps[held], max_users, seed)
     report: dict[str, Any] = {
         "validation": {
             "protocol": "T1 on the training data: per user the newest "
@@ -83,18 +90,22 @@ def train_recommender(interactions: Interactions, catalog: ItemCatalog | None = 
             "content_only_items": cold,
             "history_only_users": sessions,
             "audiences": audiences, "audience_rule": audience_rule,
+            "cold_start": cold_start,
         },
         "retrieval": {"epochs": run.best_epoch, "history": run.history,
                       "softmax": softmax_mode(retrieval, n_items), "config": asdict(retrieval)},
     }
     say(f"retrieval validation NDCG@10 {validation['ndcg']:.4f} at epoch {run.best_epoch} "
-        f"(popularity {report['validation']['popularity']['ndcg']:.4f}); audience rule {audience_rule}")
+        f"(popularity {report['validation']['popularity']['ndcg']:.4f}); audience rule {audience_rule}; "
+        f"new customers get {cold_start['strategy']} (trending {cold_start['window']} HR@10 "
+        f"{cold_start['trending_hr10']:.4f}, popular {cold_start['popular_hr10']:.4f})")
 
     final = train_retrieval(data, catalog, retrieval, seed, epochs=run.best_epoch, evaluate_on=None,
                              progress=progress, stage="retrieval final")
     arrays = retrieval_arrays(final.model, data, final.content, retrieval, with_normalizer=True)
     config = {**retrieval_config(retrieval), "model_version": model_version, "audience_rule": audience_rule,
-              "rating": None}
+              "rating": None,
+              "cold_start": {key: cold_start[key] for key in ("strategy", "window", "trending_hr10", "popular_hr10")}}
     rated = None
     if rating is not None:
         rated = train_rating(data, rating, seed, validation_fraction, progress)
