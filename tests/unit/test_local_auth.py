@@ -14,17 +14,13 @@ from botocore.credentials import Credentials
 from infra.local.apigateway import HttpRequest
 from infra.local.auth import BAD_SIGNATURE, FORBIDDEN, MISSING_TOKEN, UNKNOWN_KEY, Caller, Denied, Gatekeeper
 from infra.local.model import ApiRoute, load_stack_model
+from tests.fixtures.routes import WEBSITE_ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1:3000"
 ADMIN = ApiRoute("IngestFunction", "POST", "/v1/events", "local", authorizer="AWS_IAM")
 WEBSITE = ApiRoute("RecommendFunction", "GET", "/v1/users/{user_id}/recommendations", "local",
                    api_key_required=True)
-WEBSITE_ROUTES = {
-    ("GET", "/v1/users/{user_id}/recommendations"), ("POST", "/v1/recommendations"),
-    ("GET", "/v1/items/{item_id}/similar"), ("POST", "/v1/users/{user_id}/rankings"),
-    ("POST", "/v1/sentiment"), ("GET", "/v1/items/{item_id}/sentiment"),
-}
 
 
 def _signed(method: str, path: str, body: bytes = b"", query: str = "", *, key: str = "testing",

@@ -281,9 +281,11 @@ def test_notifications_are_routed_per_function_and_test_events_ignored():
 
 def test_the_retrain_schedule_is_read_from_the_template_and_none_disables_it():
     template = Path(__file__).resolve().parents[2] / "template.yaml"
-    (schedule,) = load_stack_model(template, "local").schedules
-    assert (schedule.function, schedule.event_id, schedule.expression, schedule.enabled) == (
-        "IngestFunction", "RetrainSchedule", "rate(1 day)", True)
+    schedules = {s.event_id: s for s in load_stack_model(template, "local").schedules}
+    assert set(schedules) == {"RetrainSchedule", "CompactSchedule"}
+    schedule = schedules["RetrainSchedule"]
+    assert (schedule.function, schedule.expression, schedule.enabled) == ("IngestFunction", "rate(1 day)", True)
     assert schedule.input == {"scheduled_training": True}
-    off = load_stack_model(template, "local", parameters={"RetrainSchedule": "none"}).schedules[0]
-    assert not off.enabled
+    assert schedules["CompactSchedule"].input == {"compact_events": True} and schedules["CompactSchedule"].enabled
+    off = {s.event_id: s for s in load_stack_model(template, "local", parameters={"RetrainSchedule": "none"}).schedules}
+    assert not off["RetrainSchedule"].enabled and off["CompactSchedule"].enabled

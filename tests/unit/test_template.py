@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from infra.template import load_template
+from tests.fixtures.routes import WEBSITE_ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,11 +19,6 @@ SERVING_FUNCTIONS = ["RecommendFunction"]
 # ingest writes datasets) and the privacy erase (ProfilesFunction rewrites a user out of both).
 MODEL_WRITERS = {"TrainFunction", "IngestFunction", "ProfilesFunction"}
 DATASET_WRITERS = {"IngestFunction", "ProfilesFunction"}
-WEBSITE_ROUTES = {
-    ("GET", "/v1/users/{user_id}/recommendations"), ("POST", "/v1/recommendations"),
-    ("GET", "/v1/items/{item_id}/similar"), ("POST", "/v1/users/{user_id}/rankings"),
-    ("POST", "/v1/sentiment"), ("GET", "/v1/items/{item_id}/sentiment"), ("GET", "/v1/trending"),
-}
 
 
 @pytest.fixture(scope="module")
