@@ -32,7 +32,7 @@ import gzip
 import hashlib
 import io
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tailor.datasets.schemas import SCHEMAS, Validated
 from tailor.storage import keys
@@ -140,8 +140,9 @@ def compact(store: ObjectStorePort, state: StateTablePort) -> dict:
     by_month: dict[str, list[str]] = {}
     for key in dataset_keys(store, DATASET):
         by_month.setdefault(keys.dataset_month(key), []).append(key)
-    report = {"buffer_objects": len(buffered), "files_merged": 0, "files_written": 0, "rows_in": 0,
-              "rows_out": 0, "duplicates_dropped": 0, "erased_dropped": 0, "months": []}
+    report: dict[str, Any] = {"buffer_objects": len(buffered), "files_merged": 0, "files_written": 0,
+                              "rows_in": 0, "rows_out": 0, "duplicates_dropped": 0, "erased_dropped": 0,
+                              "months": []}
     erased = tombstones(state)
     schema = arrow_schema()
     for month in sorted(set(months_of_buffer) | {m for m, ks in by_month.items() if _mergeable(store, ks)}):

@@ -20,6 +20,7 @@ from tailor.datasets import buffer
 from tailor.datasets.schemas import SCHEMAS, Schema, Validated
 from tailor.storage import keys
 from tailor.storage.dynamo import StateTable
+from tailor.storage.ports import ObjectStorePort
 from tailor.storage.s3 import ObjectStore
 
 if TYPE_CHECKING:
@@ -87,12 +88,12 @@ def write_batch(store: ObjectStore, validated: Validated, batch_id: str, ingeste
     return stored
 
 
-def has_rows(store: ObjectStore, name: str) -> bool:
+def has_rows(store: ObjectStorePort, name: str) -> bool:
     """Whether anything is stored for `name`, in Parquet or still in the event buffer."""
     return bool(dataset_keys(store, name)) or (name == buffer.DATASET and bool(buffer.buffer_keys(store, name)))
 
 
-def dataset_keys(store: ObjectStore, name: str, start_ms: int | None = None,
+def dataset_keys(store: ObjectStorePort, name: str, start_ms: int | None = None,
                  end_ms: int | None = None) -> list[str]:
     stored = [k for k in store.keys(keys.dataset_prefix(name)) if k.endswith(".parquet")]
     if name == "interactions" and (start_ms is not None or end_ms is not None):

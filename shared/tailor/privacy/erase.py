@@ -41,6 +41,7 @@ from tailor.datasets.store import USER_DATASETS
 from tailor.models.registry import ModelRegistry
 from tailor.storage import keys
 from tailor.storage.dynamo import StateTable
+from tailor.storage.ports import StateTablePort
 from tailor.storage.s3 import ObjectStore
 
 ERASED_PK = keys.ERASED_PK
@@ -62,7 +63,7 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def tombstones(state: StateTable) -> dict[str, int]:
+def tombstones(state: StateTablePort) -> dict[str, int]:
     """sha256(user id) → erased_at (Unix ms) of every erased user."""
     return {item["sk"]: int(item["erased_at_ms"]) for item in state.query(ERASED_PK)}
 

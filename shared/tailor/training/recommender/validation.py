@@ -82,7 +82,7 @@ def choose_cold_start(fit: Encoded, held_users: np.ndarray, held_items: np.ndarr
     if len(users) > max_users:
         chosen = np.sort(np.random.default_rng(seed).choice(len(users), max_users, replace=False))
         users, first = users[chosen], first[chosen]
-    relevant = {int(u): set() for u in users.tolist()}
+    relevant: dict[int, set[int]] = {int(u): set() for u in users.tolist()}
     for user, item in zip(held_users.tolist(), held_items.tolist()):
         if user in relevant:
             relevant[user].add(int(item))
