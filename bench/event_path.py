@@ -4,7 +4,8 @@ Amazon Data Firehose, and compaction; `tailor.datasets.buffer`).
 
 1. Handler level: IngestFunction's handler (API Gateway event in, response out), one event per
    call, on the in-memory fakes (the code's own cost) and on moto in-process (moto's cost apart =
-   moto - fakes); median and p99, and the median of the first and last 100 calls (does it grow?).
+   moto - fakes; moto patched as the local stack runs it, `infra.local.moto_atomic`); median and
+   p99, and the median of the first and last 100 calls (does it grow?).
 2. A million events: a month of single events delivered as Firehose does (one gzip object per
    EventBufferSeconds = 300 s, 1% of deliveries twice: at-least-once), compacted once a simulated
    day; objects left, rows checked against what was sent (nothing lost or doubled).
@@ -37,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from harness import LambdaContext, api_event, fresh_account, load_handler  # noqa: E402
+
+from infra.local.moto_atomic import make_queries_partition_local, make_requests_atomic  # noqa: E402
 
 MONTH_START = 1_761_955_200_000  # 2025-11-01T00:00:00Z: a past month, before any erase
 MONTH_MS = 30 * 86_400_000
@@ -87,6 +90,8 @@ def handler_latency(calls: int) -> dict:
         out[f"{path}_fakes"] = _summary(_post_events(calls))
         bootstrap.reset()
         with fresh_account(Env()):
+            make_requests_atomic()
+            make_queries_partition_local()
             if path == "before":
                 os.environ.pop("EVENT_STREAM", None)
                 bootstrap.reset()

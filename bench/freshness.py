@@ -55,6 +55,9 @@ def main() -> None:
         job = client.wait_for_job(job["job_id"], timeout=1800, on_progress=lambda line: print("  " + line, flush=True))
         if job["status"] != "SUCCEEDED":
             raise SystemExit(f"training failed: {job.get('error')}")
+        version = job["results"]["recommender"]["version"]
+        report = client.call("GET", f"/v1/models/recommender/versions/{version}/report")["report"] or {}
+        cold_start = (report.get("validation") or {}).get("cold_start")
         per_user: dict[str, list[dict]] = defaultdict(list)
         for row in test:
             per_user[row["user_id"]].append(row)
@@ -104,6 +107,7 @@ def main() -> None:
         "ratio": round(fresh_hr / frozen_hr, 3) if frozen_hr else None, "sent_items_still_listed": still_listed,
         "post_504s_resent": timeouts,
         "strategies": dict(strategies), "served_scorer": job["results"]["recommender"].get("served"),
+        "cold_start": cold_start,
         "http_ms": {"post_event_median": round(statistics.median(post_ms), 1),
                     "get_recommendations_median": round(statistics.median(get_ms), 1),
                     "get_recommendations_p99": round(float(np.percentile(get_ms, 99)), 1)},
@@ -116,6 +120,10 @@ def main() -> None:
              " Over HTTP on the local stack: one-event "
              f"POST median {out['http_ms']['post_event_median']} ms, GET recommendations median "
              f"{out['http_ms']['get_recommendations_median']} ms (p99 {out['http_ms']['get_recommendations_p99']} ms)."]
+    if cold_start:
+        lines.append(f"\nCustomers new to the model (training's validation split, {cold_start['users']} users): "
+                     f"HR@10 popular {cold_start['popular_hr10']:.4f}, trending by window "
+                     f"{cold_start['trending_hr10_by_window']}: served {cold_start['strategy']}.")
     save_results("freshness", out, "\n".join(lines))
 
 

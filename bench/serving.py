@@ -3,7 +3,8 @@ response out, model cached in the container) and cold start, set against TensorF
 
 - Warm: `GET /v1/users/{id}/recommendations?k=10` through `functions/recommend/app.py`'s
   handler, against moto, on a synthetic 100,000-item × 64-dim catalog (and any artifact
-  folder given with --artifact, e.g. the ml-100k model).
+  folder given with --artifact, e.g. the ml-100k model); every user has 5 events since training,
+  so each request also reads them (one Query, moto in-process) and folds them in.
 - Cold start (fresh interpreter each time, median of 5): import the handler module and load the
   artifact, against `import tensorflow` plus a Keras scorer of the same shape.
 
@@ -50,6 +51,15 @@ with fresh_account(Env()):
     handler = load_handler("recommend")
     users = json.loads((folder / "users.json").read_text())
     rng = np.random.default_rng(0)
+    # Fold-in on every request: each user has 5 events since training (RECENT#, one Query per request).
+    from harness import TABLE
+    from tailor.recommend.recent import RecentEvents
+    from tailor.storage.dynamo import StateTable
+    items = json.loads((folder / "items.json").read_text())
+    now = int(time.time() * 1000)
+    RecentEvents(StateTable(TABLE)).record("interactions", {
+        "user_id": [u for u in users for _ in range(5)], "item_id": [str(i) for i in rng.choice(items, 5 * len(users))],
+        "timestamp": [now - n for n in range(5 * len(users))]})
     events = [api_event("GET", f"/v1/users/{u}/recommendations", query={"k": "10"},
                         resource="/v1/users/{user_id}/recommendations", path_params={"user_id": u})
               for u in rng.choice(users, 1100)]
@@ -91,6 +101,7 @@ def save_artifact(scorer, folder: Path) -> None:
     scorer.artifact.save(folder)
     (folder / "catalog.json").write_text("{}")
     (folder / "users.json").write_text(json.dumps(scorer.user_ids.tolist()[:2000]))
+    (folder / "items.json").write_text(json.dumps(list(scorer.item_ids)[:5000]))
     np.save(folder / "user_vectors.npy", scorer.user_matrix)
     np.save(folder / "item_vectors.npy", scorer.item_matrix)
 

@@ -30,7 +30,7 @@ from .apigateway import HttpRequest, MalformedProxyResponse, NoRoute, RouteTable
 from .auth import Caller, Denied, Gatekeeper, new_api_key
 from .intrinsics import ACCOUNT_ID
 from .model import StackModel, load_stack_model
-from .moto_atomic import make_requests_atomic
+from .moto_atomic import make_queries_partition_local, make_requests_atomic
 from .provision import S3_EVENTS_QUEUE, moto_client, provision
 from .s3events import S3EventPump
 from .workers import FunctionPool, Invocation, PoolClosed, function_environment
@@ -129,6 +129,7 @@ class LocalStack:
         # moto's werkzeug server logs every request; keep the console for the stack's own lines.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         make_requests_atomic()  # moto answers on threads: see infra.local.moto_atomic
+        make_queries_partition_local()  # a Query reads its partition, not the whole table
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self._requested_moto_port, verbose=False)
         self._moto.start()
         self.moto_url = f"http://{_client_host(self.host)}:{self._moto.get_host_and_port()[1]}"

@@ -120,3 +120,25 @@ def test_put_many_takes_one_key_twice_and_the_later_item_wins(adapters):
     table.put_many([{"pk": "RECENT#u1", "sk": "1#i1", "n": 1}, {"pk": "RECENT#u1", "sk": "2#i2", "n": 2},
                     {"pk": "RECENT#u1", "sk": "1#i1", "n": 3}])
     assert [(i["sk"], i["n"]) for i in table.query("RECENT#u1")] == [("1#i1", 3), ("2#i2", 2)]
+
+
+def test_a_record_stream_delivers_every_record_under_the_buffer_prefix(adapters):
+    """The fake stream writes what moto's Firehose writes: the records of a call, concatenated, in
+    one object under the delivery stream's prefix (Firehose on AWS gathers calls and gzips)."""
+    from tailor.storage import keys
+    from tailor.storage.stream import RecordStream
+    from tests.fakes import FakeRecordStream
+    from tests.integration.harness import stream_definition
+
+    store, _ = adapters
+    prefix = keys.buffer_prefix("interactions")
+    if isinstance(store, FakeObjectStore):
+        stream = FakeRecordStream(store, prefix)
+    else:
+        definition = stream_definition()
+        definition["ExtendedS3DestinationConfiguration"]["BucketARN"] = "arn:aws:s3:::contract"
+        boto3.client("firehose").create_delivery_stream(DeliveryStreamName="contract", **definition)
+        stream = RecordStream("contract")
+    stream.put([b'{"n": 1}\n', b'{"n": 2}\n'])
+    (key,) = list(store.keys(prefix))
+    assert store.get(key) == b'{"n": 1}\n{"n": 2}\n'

@@ -98,3 +98,28 @@ def test_wrapping_twice_wraps_once(monkeypatch):
     make_requests_atomic(monkeypatch.setattr)
     assert (S3Response.key_response, DynamoHandler.call_action) == wrapped
     assert all(handler.atomic for handler in wrapped)
+
+
+def test_a_partition_local_query_answers_what_moto_answers_and_stays_flat(aws, monkeypatch):
+    import time
+
+    from infra.local.moto_atomic import make_queries_partition_local
+    from tailor.storage.dynamo import StateTable
+
+    table = StateTable(TABLE)
+    for partition in range(40):
+        table.put_many({"pk": f"P#{partition}", "sk": f"{n:04d}", "n": n} for n in range(50))
+    asked = [("P#7", {}), ("P#7", {"newest_first": True, "limit": 5}), ("P#39", {"limit": 60}), ("NONE", {})]
+    plain = [table.query(pk, **kw) for pk, kw in asked]
+    began = time.perf_counter()
+    for _ in range(20):
+        table.query("P#3")
+    full_table = time.perf_counter() - began
+    make_requests_atomic(monkeypatch.setattr)
+    make_queries_partition_local(monkeypatch.setattr)
+    assert [table.query(pk, **kw) for pk, kw in asked] == plain
+    assert plain[1][0]["sk"] == "0049" and len(plain[1]) == 5 and plain[3] == []
+    began = time.perf_counter()
+    for _ in range(20):
+        table.query("P#3")
+    assert time.perf_counter() - began < full_table  # 2,000 items sorted per Query before
