@@ -152,6 +152,39 @@ def recommendations(client: TailorClient, files: dict) -> None:
     say(f"k=0 -> HTTP {status}: {body['error']['message'][:70]}")
 
 
+def live(client: TailorClient, files: dict) -> None:
+    """What a website's events change at once: a new visitor's recommendations, trending, and a
+    promotion (no retraining)."""
+    with open(files["items"], encoding="utf-8") as handle:
+        items = list(csv.DictReader(handle))
+    now = int(time.time() * 1000)
+    step("A visitor new since training clicks 3 items, one POST /v1/events each")
+    for n, item in enumerate(items[5:8]):
+        client.call("POST", "/v1/events", {"events": [
+            {"user_id": "visitor-1", "item_id": item["item_id"], "timestamp": now - (3 - n) * 1000, "event_type": "view"}]})
+        say(f"clicked {item['title'][:50]}")
+    body = client.call("GET", "/v1/users/visitor-1/recommendations?k=3")
+    say(f"strategy: {body['strategy']}" + (f" ({body['note']})" if body.get("note") else ""))
+    for item in body["items"]:
+        say(f"{str(item.get('title') or item['item_id'])[:38]:<38} {item.get('reason') or ''}")
+    burst = items[-1]
+    step(f"A burst of 6 events on {burst['title'][:40]}, then GET /v1/trending?window=1h&k=3")
+    for n in range(6):
+        client.call("POST", "/v1/events", {"events": [
+            {"user_id": f"shopper-{n}", "item_id": burst["item_id"], "timestamp": now - n * 500, "event_type": "view"}]})
+    for item in client.call("GET", "/v1/trending?window=1h&k=3")["items"]:
+        say(f"{str(item.get('title') or item['item_id'])[:38]:<38} {item.get('reason') or ''}")
+    category = (items[0].get("categories") or "").split("|")[0]
+    if not category:
+        return
+    step(f"POST /v1/promotions: 20% of the slots for {category} (serving picks it up within 30 s)")
+    promotion = client.call("POST", "/v1/promotions", {"name": f"{category} week", "category": category, "share": 0.2})
+    say(f"HTTP 201, {promotion['promotion_id']} is {promotion['status']}")
+    status, body = client.request("POST", "/v1/promotions", {"name": "x", "category": category, "share": 1.5})
+    say(f"share 1.5 -> HTTP {status}: {body['error']['message'][:70]}")
+    client.call("DELETE", f"/v1/promotions/{promotion['promotion_id']}")
+
+
 def score_texts(client: TailorClient) -> None:
     step("Scoring texts: POST /v1/sentiment")
     texts = ["Absolutely love it, great quality and fast delivery!",
@@ -242,6 +275,7 @@ def main() -> int:
         summary(client)
         train_models(client)
         recommendations(client, files)
+        live(client, files)
         customers(client, files)
         score_texts(client)
         item_sentiment(client, files)

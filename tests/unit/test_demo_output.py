@@ -61,12 +61,20 @@ def test_demo_survives_new_missing_and_null_fields(tmp_path, capsys):
         ("POST", "/v1/audiences"): {"users": [{"user_id": "u1", "score": 0.1}], "export_key": "k", "expires_in": 3600},
         ("POST", "/v1/sentiment"): {"results": [{"label": "NEGATIVE", "score": -0.8, "language": "zh",
                                                  "source": "prior", "note": "no Chinese training data"}] * 6},
+        ("POST", "/v1/events"): {"rows_stored": 1, "rows_rejected": 0, "status": "stored"},
+        ("GET", "/v1/users/visitor-1"): {"strategy": "personalized", "items": [{"item_id": "i2", "reason": None}]},
+        ("GET", "/v1/trending"): {"strategy": "trending", "window": "1h", "items": [
+            {"item_id": "i1", "title": "Boot", "reason": "trending: 6 interactions in the last hour, none before"}]},
+        ("POST", "/v1/promotions"): {"promotion_id": "p1", "status": "active"},
+        ("DELETE", "/v1/promotions/p1"): {"promotion_id": "p1", "deleted": True},
     })
     demo.train_models(client)
     demo.recommendations(client, shop)
+    demo.live(client, shop)
     demo.customers(client, shop)
     demo.score_texts(client)
     out = capsys.readouterr().out
     assert "serving EASE" in out and "0.785" in out and "n/a" in out
     assert "only 1 item qualifies" in out and "None" not in out.replace("none known", "")
     assert "Critical raters, unhappy reviewers" in out and "prior" in out and "no Chinese training data" in out
+    assert "trending: 6 interactions in the last hour" in out and "20% of the slots for Shoes" in out
