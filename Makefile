@@ -82,7 +82,8 @@ bench: $(VENV)/.bench-installed ## All benchmarks on $(SHARED_DATA), baselines s
 	$(PY) -m bench.recommender --data $(SHARED_DATA)
 	$(PY) -m bench.recommender_api --data $(SHARED_DATA)
 	$(PY) -m bench.freshness --data $(SHARED_DATA)
-	$(PY) -m bench.event_path
+	$(PY) -m bench.event_path --parts handler,million
+	$(PY) -m bench.event_path --parts local
 	$(PY) -m bench.serving
 	$(PY) -m bench.sentiment --data $(SHARED_DATA)
 	$(PY) -m bench.sentiment_api --data $(SHARED_DATA)

@@ -15,10 +15,9 @@ from urllib.parse import quote_plus
 import boto3
 from moto import mock_aws
 
-from tests.fixtures.handlers import load_handler
+from tests.fixtures.handlers import EVENTS, LambdaContext, api_event, call, load_handler  # noqa: F401 (re-exported)
 
 ROOT = Path(__file__).resolve().parents[2]
-EVENTS = ROOT / "tests" / "events"
 BUCKET = "tailor-test-data"
 TABLE = "tailor-test-state"
 STREAM = "tailor-test-events"
@@ -40,39 +39,6 @@ def stream_definition() -> dict:
     return {"DeliveryStreamType": props["DeliveryStreamType"], "ExtendedS3DestinationConfiguration": {
         "BucketARN": f"arn:aws:s3:::{BUCKET}", "Prefix": destination["Prefix"],
         "RoleARN": "arn:aws:iam::123456789012:role/tailor-test-events"}}
-
-
-class LambdaContext:
-    function_name = "tailor-test"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:tailor-test"
-    memory_limit_in_mb = 1024
-    aws_request_id = "test-request"
-    log_group_name = "/aws/lambda/tailor-test"
-    log_stream_name = "test"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 300_000
-
-
-def api_event(method: str, path: str, body=None, query: dict | None = None, resource: str | None = None,
-              path_params: dict | None = None) -> dict:
-    event = copy.deepcopy(json.loads((EVENTS / "apigateway_rest_proxy.json").read_text()))
-    event.update(httpMethod=method, path=path, resource=resource or path, pathParameters=path_params,
-                 queryStringParameters=query, multiValueQueryStringParameters=
-                 {k: [v] for k, v in query.items()} if query else None,
-                 body=None if body is None else body if isinstance(body, str) else json.dumps(body),
-                 isBase64Encoded=False)
-    event["headers"] = {"Content-Type": "application/json", "Accept": "application/json"}
-    event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
-    event["requestContext"].update(httpMethod=method, path=f"/test{path}", resourcePath=resource or path)
-    return event
-
-
-def call(function: str, method: str, path: str, body=None, **kwargs) -> tuple[int, dict]:
-    response = load_handler(function)(api_event(method, path, body, **kwargs), LambdaContext())
-    return response["statusCode"], json.loads(response["body"]) if response.get("body") else {}
 
 
 def s3_event(key: str, size: int) -> dict:

@@ -4,11 +4,8 @@ outside the requested category, marked), the serving cache, and the admin routes
 
 from __future__ import annotations
 
-import copy
-import json
 import math
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -22,7 +19,7 @@ from tailor.promotions.store import PromotionStore
 from tailor.storage import keys
 from tests.fakes import FakeObjectStore, FakeStateTable
 from tests.fakes.network import no_network  # noqa: F401  (autouse: connections refused)
-from tests.fixtures.handlers import load_handler
+from tests.fixtures.handlers import call
 from tests.fixtures.synthetic import promote_version, recommender_files
 
 USERS = [f"u-{n}" for n in range(10)]
@@ -306,29 +303,8 @@ def RecommendServiceWithout(container):  # noqa: N802  (reads like the service i
 
 
 # ---- the admin routes through IngestFunction's handler -------------------------------------------
-EVENT = Path(__file__).resolve().parents[1] / "events" / "apigateway_rest_proxy.json"
-
-
 def _call(method: str, path: str, body=None, resource: str | None = None, path_params=None) -> tuple[int, dict]:
-    event = copy.deepcopy(json.loads(EVENT.read_text()))
-    event.update(httpMethod=method, path=path, resource=resource or path, pathParameters=path_params,
-                 queryStringParameters=None, multiValueQueryStringParameters=None,
-                 body=None if body is None else json.dumps(body), isBase64Encoded=False)
-    event["headers"] = {"Accept": "application/json"}
-    event["multiValueHeaders"] = {"Accept": ["application/json"]}
-    event["requestContext"].update(httpMethod=method, path=f"/test{path}", resourcePath=resource or path)
-
-    class Context:
-        function_name, memory_limit_in_mb, aws_request_id = "ingest", 1024, "req-1"
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ingest"
-        log_group_name = log_stream_name = "test"
-
-        @staticmethod
-        def get_remaining_time_in_millis() -> int:
-            return 30_000
-
-    response = load_handler("ingest")(event, Context())
-    return response["statusCode"], json.loads(response["body"])
+    return call("ingest", method, path, body, resource=resource, path_params=path_params)
 
 
 def test_the_admin_routes_create_list_and_delete(built):

@@ -4,10 +4,7 @@ container cache, the route, and the cold-customer choice made at training."""
 
 from __future__ import annotations
 
-import copy
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,7 +32,7 @@ from tailor.trending.scoring import (
 )
 from tests.fakes import FakeObjectStore, FakeStateTable
 from tests.fakes.network import no_network  # noqa: F401  (autouse: connections refused)
-from tests.fixtures.handlers import load_handler
+from tests.fixtures.handlers import call
 from tests.fixtures.synthetic import promote_version, recommender_files
 
 NOW = 1_700_000_000.0  # epoch seconds, mid-bucket for every window
@@ -270,29 +267,8 @@ def test_training_serves_trending_to_new_customers_only_when_it_wins_on_validati
 
 
 # ---- wiring and the route ------------------------------------------------------------------------
-EVENT = Path(__file__).resolve().parents[1] / "events" / "apigateway_rest_proxy.json"
-
-
 def _get(path: str, query: dict) -> tuple[int, dict]:
-    event = copy.deepcopy(json.loads(EVENT.read_text()))
-    event.update(httpMethod="GET", path=path, resource=path, pathParameters=None, queryStringParameters=query,
-                 multiValueQueryStringParameters={k: [v] for k, v in query.items()}, body=None,
-                 isBase64Encoded=False)
-    event["headers"] = {"Accept": "application/json"}
-    event["multiValueHeaders"] = {"Accept": ["application/json"]}
-    event["requestContext"].update(httpMethod="GET", path=f"/test{path}", resourcePath=path)
-
-    class Context:
-        function_name, memory_limit_in_mb, aws_request_id = "recommend", 1024, "req-1"
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:recommend"
-        log_group_name = log_stream_name = "test"
-
-        @staticmethod
-        def get_remaining_time_in_millis() -> int:
-            return 30_000
-
-    response = load_handler("recommend")(event, Context())
-    return response["statusCode"], json.loads(response["body"])
+    return call("recommend", "GET", path, query=query)
 
 
 def test_events_posted_through_ingest_trend_on_the_route():

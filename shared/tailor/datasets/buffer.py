@@ -5,9 +5,9 @@ month's few large Parquet files.
 Why Firehose rather than a queue plus a writer: it is the AWS service built for exactly this (a
 website's events to S3 in batched objects), with no function to run, scale or retry, and it
 buffers by time and size (`BufferingHints` in template.yaml: at most one object per stream per
-interval). Pricing is per GB ingested, in 5 KB records, so a million one-event requests cost about
-$0.15, against $5 in S3 PUT requests for a million Parquet objects, and a month of them is read
-back as a few objects rather than a million.
+interval). At list prices (per GB ingested, each record billed as at least 5 KB) a million
+one-event requests cost about $0.15, against $5 in S3 PUT requests for a million Parquet objects,
+and a month of them is read back as a few objects rather than a million.
 
 - Format: one JSON line per row (the validated columns, timestamps in Unix ms, and
   `_ingested_at`), delivered under `buffer/interactions/` (gzip on AWS; moto writes plain text,
@@ -20,7 +20,7 @@ back as a few objects rather than a million.
   the ingest ledger) and rows of erased customers dropped; then the consumed objects are deleted
   with all their versions. A crash half way leaves rows in two places, which reading
   de-duplicates; the next run merges them. Everything runs in one function's memory: a month
-  must fit in it (about 5 million events per GB).
+  must fit in it (a million events are about 5 MB of Parquet).
 - Erasure: `erase_user` removes the customer's lines from delivered buffer objects. Events still
   in Firehose's own buffer (up to its interval) land later; compaction and training drop them by
   the tombstone rule (rows dated at or before the erase).
