@@ -142,3 +142,15 @@ def test_a_record_stream_delivers_every_record_under_the_buffer_prefix(adapters)
     stream.put([b'{"n": 1}\n', b'{"n": 2}\n'])
     (key,) = list(store.keys(prefix))
     assert store.get(key) == b'{"n": 1}\n{"n": 2}\n'
+
+
+def test_purge_many_removes_every_version_of_exactly_those_keys(adapters):
+    store, _ = adapters
+    for key in ("buffer/interactions/a", "buffer/interactions/b", "buffer/interactions/bb"):
+        store.put(key, b"1")
+        store.put(key, b"2")
+    store.delete("buffer/interactions/a")
+    assert store.purge_many(["buffer/interactions/a", "buffer/interactions/b"]) == 5
+    assert list(store.keys("buffer/")) == ["buffer/interactions/bb"]
+    assert store.versions("buffer/interactions/a") == [] and store.versions("buffer/interactions/b") == []
+    assert len(store.versions("buffer/interactions/bb")) == 2 and store.purge_many([]) == 0

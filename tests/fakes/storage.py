@@ -77,6 +77,9 @@ class FakeObjectStore:
         with self._lock:
             return len(self._versions.pop(key, []))
 
+    def purge_many(self, keys: list[str]) -> int:
+        return sum(self.purge(key) for key in set(keys))
+
     def presign_get(self, key: str, *, expires_in: int) -> str:
         return f"https://{self.bucket}.fake/{key}?method=GET&expires={expires_in}"
 

@@ -165,9 +165,7 @@ def compact(store: ObjectStorePort, state: StateTablePort) -> dict:
             key = keys.dataset_key(DATASET, f"{keys.COMPACTED_PREFIX}{digest}-{index}", month)
             store.put(key, parquet_bytes(kept.slice(start, ROWS_PER_FILE)))
             written.append(key)
-        for key in small:
-            if key not in written:
-                store.purge(key)
+        store.purge_many([key for key in small if key not in written])
         report["files_merged"] += len(small)
         report["files_written"] += len(written)
         report["rows_in"] += rows_in
@@ -176,8 +174,7 @@ def compact(store: ObjectStorePort, state: StateTablePort) -> dict:
         report["erased_dropped"] += dropped
         report["months"].append(month)
     # Only now that every month's rows are in datasets/: the buffer objects this run read.
-    for key in buffered:
-        store.purge(key)
+    store.purge_many(buffered)
     if report["erased_dropped"]:
         state.update(keys.DATASET_STATS_PK, DATASET, add={"rows_stored": -report["erased_dropped"]})
     return report
