@@ -56,8 +56,9 @@ def main() -> None:
         if job["status"] != "SUCCEEDED":
             raise SystemExit(f"training failed: {job.get('error')}")
         version = job["results"]["recommender"]["version"]
-        report = client.call("GET", f"/v1/models/recommender/versions/{version}/report")["report"] or {}
-        cold_start = (report.get("validation") or {}).get("cold_start")
+        metrics = client.call("GET", f"/v1/models/recommender/versions/{version}/report")["report"] or {}
+        cold_start = ((metrics.get("report") or {}).get("validation") or {}).get("cold_start")
+        served = (metrics.get("served") or {}).get("candidate")
         per_user: dict[str, list[dict]] = defaultdict(list)
         for row in test:
             per_user[row["user_id"]].append(row)
@@ -106,7 +107,7 @@ def main() -> None:
         "users": len(sample), "steps": steps, "fresh_hr@10": round(fresh_hr, 4), "frozen_hr@10": round(frozen_hr, 4),
         "ratio": round(fresh_hr / frozen_hr, 3) if frozen_hr else None, "sent_items_still_listed": still_listed,
         "post_504s_resent": timeouts,
-        "strategies": dict(strategies), "served_scorer": job["results"]["recommender"].get("served"),
+        "strategies": dict(strategies), "served_scorer": served,
         "cold_start": cold_start,
         "http_ms": {"post_event_median": round(statistics.median(post_ms), 1),
                     "get_recommendations_median": round(statistics.median(get_ms), 1),
