@@ -137,6 +137,10 @@ def test_erase_removes_a_customer_from_the_buffer_and_compaction_drops_what_fire
     assert report["datasets"]["interactions"]["rows_removed"] == 2
     assert [r[0] for r in rows(store)] == ["bob"]
     deliver(held)  # Firehose's interval ends: it lands after the erase
+    from tailor.privacy.erase import tombstones
+
+    table = datasets.read_dataset(store, "interactions", erased=tombstones(state))
+    assert table.column("user_id").to_pylist() == ["bob"]  # training and profiles read it so
     result = buffer.compact(store, state)
     assert result["erased_dropped"] == 1 and [r[0] for r in rows(store)] == ["bob"]
     assert state.get(keys.DATASET_STATS_PK, "interactions")["rows_stored"] == 1

@@ -369,8 +369,9 @@ def build_and_save(store: ObjectStore, state: StateTable, recommender, model_ver
     (the training job)."""
     from tailor.customers.profiles import build_profiles
     from tailor.datasets.store import read_dataset
+    from tailor.privacy.erase import tombstones
 
-    interactions = read_dataset(store, "interactions")
+    interactions = read_dataset(store, "interactions", erased=tombstones(state))
     try:
         sentiment = _sentiment_results(store)
     except Exception as exc:  # segments without the sentiment band rather than no segments

@@ -103,7 +103,7 @@ def read_buffer(store: ObjectStorePort, buffered: list[str], dataset: str = DATA
     return to_table([row for key in buffered for row in _rows(store.get(key))], dataset)
 
 
-def _drop_erased(table, erased: dict[str, int]):
+def drop_erased(table, erased: dict[str, int]):
     """Rows of erased customers dated at or before their erase (the tombstone rule of ingest)."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -155,7 +155,7 @@ def compact(store: ObjectStorePort, state: StateTablePort) -> dict:
         merged = pa.concat_tables(tables)
         rows_in = merged.num_rows
         unique = latest_per_key(merged, SCHEMAS[DATASET].key)
-        kept, dropped = _drop_erased(unique, erased)
+        kept, dropped = drop_erased(unique, erased)
         kept = kept.sort_by([("timestamp", "ascending"), ("user_id", "ascending")])
         digest = hashlib.sha256("\n".join(sorted(small) + buffered).encode()).hexdigest()[:16]
         written = []

@@ -104,10 +104,13 @@ def dataset_keys(store: ObjectStorePort, name: str, start_ms: int | None = None,
 
 
 def read_dataset(store: ObjectStore, name: str, *, start_ms: int | None = None,
-                 end_ms: int | None = None):
+                 end_ms: int | None = None, erased: dict[str, int] | None = None):
     """All stored rows of a dataset as one pyarrow Table, de-duplicated (see module doc).
 
     `start_ms`/`end_ms` (interactions, reviews) keep rows with start <= timestamp < end.
+    `erased` (`privacy.erase.tombstones`): buffered events of erased customers dated at or before
+    their erase are left out (Firehose may deliver them after the erase ran; compaction drops them
+    for good). Parquet files never hold such rows: ingest refuses them and the erase rewrites files.
     Returns None when nothing is stored yet.
     """
     import pyarrow as pa
@@ -120,6 +123,7 @@ def read_dataset(store: ObjectStore, name: str, *, start_ms: int | None = None,
             tables = [pq.read_table(io.BytesIO(store.get(k))) for k in dataset_keys(store, name, start_ms, end_ms)]
             if name == buffer.DATASET:  # events delivered by the stream, not compacted yet
                 pending = buffer.read_buffer(store, buffer.buffer_keys(store, name))
+                pending = buffer.drop_erased(pending, erased or {})[0]
                 tables += [pending] if pending.num_rows else []
             break
         except KeyError:  # a compaction replaced what was listed: list again

@@ -34,8 +34,10 @@ CANDIDATE_NAMES = {"two_tower": "the two-tower model", "ease": "EASE", "populari
 CATALOG_FILE = "catalog.json"
 
 
-def load_training_data(store) -> tuple[Interactions, ItemCatalog | None]:
-    table = read_dataset(store, "interactions")
+def load_training_data(store, erased: dict[str, int] | None = None) -> tuple[Interactions, ItemCatalog | None]:
+    """The stored interactions and catalog; `erased` (tombstones) leaves out what Firehose delivered
+    of erased customers after their erase (`read_dataset`)."""
+    table = read_dataset(store, "interactions", erased=erased)
     if table is None or table.num_rows == 0:
         raise ValueError("no interactions are stored: upload interactions before training the recommender")
     event_types = table.column("event_type").to_pylist()
@@ -156,10 +158,10 @@ def serve_with(artifact, served: str, lam: float | None):
 
 
 def train(ctx: TrainingContext) -> Candidate:
-    from tailor.privacy.erase import users_erased_since
+    from tailor.privacy.erase import tombstones, users_erased_since
 
     loaded_at_ms = int(time.time() * 1000)
-    interactions, catalog = load_training_data(ctx.store)
+    interactions, catalog = load_training_data(ctx.store, tombstones(ctx.state))
     ctx.progress(f"{len(interactions):,} interactions, {len(np.unique(interactions.user_ids)):,} users, "
                  f"{len(np.unique(interactions.item_ids)):,} items; catalog: "
                  f"{'none' if catalog is None else f'{len(catalog.item_ids):,} items'}")
