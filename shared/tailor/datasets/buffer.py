@@ -66,9 +66,10 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _rows(data: bytes) -> list[dict]:
+def _rows(text: str) -> list[dict]:
+    """The rows of a buffer object's text (`_text`)."""
     rows = []
-    for line in _text(data).splitlines():
+    for line in text.splitlines():
         if not line.strip():
             continue
         try:
@@ -100,7 +101,7 @@ def to_table(rows: list[dict], dataset: str = DATASET):
 def read_buffer(store: ObjectStorePort, buffered: list[str], dataset: str = DATASET):
     """The rows of the given buffer objects. KeyError when one vanished since it was listed (a
     compaction consumed it: the caller lists again and finds its rows in datasets/)."""
-    return to_table([row for key in buffered for row in _rows(store.get(key))], dataset)
+    return to_table([row for key in buffered for row in _rows(_text(store.get(key)))], dataset)
 
 
 def drop_erased(table, erased: dict[str, int]):
@@ -135,22 +136,22 @@ def compact(store: ObjectStorePort, state: StateTablePort) -> dict:
 
     buffered = buffer_keys(store)
     pending = read_buffer(store, buffered)
-    months_of_buffer = pc.unique(pc.strftime(pending.column("timestamp"), format="%Y-%m")).to_pylist() \
-        if pending.num_rows else []
-    by_month: dict[str, list[str]] = {}
+    pending_months = pc.strftime(pending.column("timestamp"), format="%Y-%m")
+    months_of_buffer = set(pc.unique(pending_months).to_pylist()) if pending.num_rows else set()
+    small_by_month: dict[str, list[str]] = {}  # each month's files that are not large compacted ones
     for key in dataset_keys(store, DATASET):
-        by_month.setdefault(keys.dataset_month(key), []).append(key)
+        files = small_by_month.setdefault(keys.dataset_month(key), [])
+        if not _large(store, key):
+            files.append(key)
     report: dict[str, Any] = {"buffer_objects": len(buffered), "files_merged": 0, "files_written": 0,
                               "rows_in": 0, "rows_out": 0, "duplicates_dropped": 0, "erased_dropped": 0,
                               "months": []}
     erased = tombstones(state)
     schema = arrow_schema()
-    for month in sorted(set(months_of_buffer) | {m for m, ks in by_month.items() if _mergeable(store, ks)}):
-        small = [k for k in by_month.get(month, []) if not _large(store, k)]
-        if month in months_of_buffer:
-            part = pending.filter(pc.equal(pc.strftime(pending.column("timestamp"), format="%Y-%m"), month))
-        else:
-            part = pending.schema.empty_table()
+    for month in sorted(months_of_buffer | {m for m, files in small_by_month.items() if len(files) > 1}):
+        small = small_by_month.get(month, [])
+        part = pending.filter(pc.equal(pending_months, month)) if month in months_of_buffer \
+            else pending.schema.empty_table()
         tables = [part] + [pq.read_table(io.BytesIO(store.get(k))).cast(schema) for k in small]
         merged = pa.concat_tables(tables)
         rows_in = merged.num_rows
@@ -159,9 +160,7 @@ def compact(store: ObjectStorePort, state: StateTablePort) -> dict:
         kept = kept.sort_by([("timestamp", "ascending"), ("user_id", "ascending")])
         digest = hashlib.sha256("\n".join(sorted(small) + buffered).encode()).hexdigest()[:16]
         written = []
-        for index, start in enumerate(range(0, max(kept.num_rows, 1), ROWS_PER_FILE)):
-            if not kept.num_rows:
-                break
+        for index, start in enumerate(range(0, kept.num_rows, ROWS_PER_FILE)):
             key = keys.dataset_key(DATASET, f"{keys.COMPACTED_PREFIX}{digest}-{index}", month)
             store.put(key, parquet_bytes(kept.slice(start, ROWS_PER_FILE)))
             written.append(key)
@@ -187,10 +186,6 @@ def _large(store: ObjectStorePort, key: str) -> bool:
     return name.startswith(keys.COMPACTED_PREFIX) and (store.size(key) or 0) >= LARGE_FILE_BYTES
 
 
-def _mergeable(store: ObjectStorePort, month_keys: list[str]) -> bool:
-    return len([k for k in month_keys if not _large(store, k)]) > 1
-
-
 def erase_user(erasure: UserErasure, state: StateTablePort) -> None:
     """The customer's rows in every delivered buffer object (rewritten without them, or deleted)."""
     stats = erasure.report["datasets"][DATASET]
@@ -200,9 +195,10 @@ def erase_user(erasure: UserErasure, state: StateTablePort) -> None:
             data = erasure.store.get(key)
         except KeyError:  # compacted meanwhile: the datasets/ pass finds its rows
             continue
-        if not erasure.mentions(_text(data)):
+        text = _text(data)
+        if not erasure.mentions(text):
             continue
-        rows = _rows(data)
+        rows = _rows(text)
         kept = [row for row in rows if row.get("user_id") != erasure.user_id]
         if len(kept) == len(rows):
             continue
