@@ -23,9 +23,10 @@ class Container:
 
     def __init__(self, settings: Settings, *, store: ObjectStorePort | None = None,
                  state: StateTablePort | None = None, invoke_training: InvokerPort | None = None,
-                 invoke_export: InvokerPort | None = None, stream: RecordStreamPort | None = None):
+                 invoke_export: InvokerPort | None = None, stream: RecordStreamPort | None = None,
+                 served_log: Any = None):
         self.settings = settings
-        self._store, self._state, self._stream = store, state, stream
+        self._store, self._state, self._stream, self._served_log = store, state, stream, served_log
         self._invoke_training, self._invoke_export = invoke_training, invoke_export
         self._catalog: dict[str, Any] = {"keys": None, "items": {}}
 
@@ -77,6 +78,8 @@ class Container:
             profiles.record(dataset, columns)
             recent.record(dataset, columns)
             self.trending.record(dataset, columns)
+            if dataset == "interactions":
+                self.attribution.attribute(columns)
 
         return IngestService(self.object_store, self.state_table, max_upload_bytes=self.settings.max_upload_bytes,
                              on_stored=on_stored, stream=self.event_stream)
@@ -115,7 +118,31 @@ class Container:
 
         return RecommendService(self._model_cache("recommender", load_model), new_items=self.catalog_item,
                                 recent=RecentEvents(self.state_table).latest, trending=self.trending,
-                                promotions=self.promotions.active)
+                                promotions=self.promotions.active, served_log=self.served_log,
+                                experiment=self.experiments.running)
+
+    @cached_property
+    def served_log(self) -> Any:
+        """Where serving records each answer: stdout, i.e. the function's log (attribution.served)."""
+        if self._served_log is not None:
+            return self._served_log
+        from tailor.attribution.served import StdoutLog
+
+        return StdoutLog()
+
+    @cached_property
+    def attribution(self) -> Any:
+        from tailor.attribution.ledger import AttributionLedger
+
+        return AttributionLedger(self.state_table)
+
+    @cached_property
+    def experiments(self) -> Any:
+        """The experiments store: one per container, so serving's ~30 s cache of the running one is shared."""
+        from tailor.experiments.store import ExperimentStore
+
+        return ExperimentStore(self.state_table,
+                               version_exists=lambda v: self.model_registry.version("recommender", v) is not None)
 
     @cached_property
     def promotions(self) -> Any:
@@ -243,6 +270,22 @@ def compact_events() -> dict:
     from tailor.datasets.buffer import compact
 
     return compact(object_store(), state_table())
+
+
+def record_served(event: dict) -> dict:
+    """A CloudWatch Logs delivery of served recommendations (ServedRecommendationsFilter)."""
+    from tailor.attribution.served import from_log_event
+
+    records, skipped = from_log_event(event)
+    return {**container().attribution.record_served(records), "log_events_skipped": skipped}
+
+
+def experiments() -> Any:
+    return container().experiments
+
+
+def attribution() -> Any:
+    return container().attribution
 
 
 def catalog_item(item_id: str) -> dict | None:

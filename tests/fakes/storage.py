@@ -126,7 +126,8 @@ class FakeStateTable:
         items = [item for (p, _), item in self._items.items() if p == pk]
         return [_stored(i) for i in sorted(items, key=lambda i: i["sk"], reverse=newest_first)]
 
-    def query(self, pk: str, *, newest_first: bool = False, limit: int | None = None) -> list[dict]:
+    def query(self, pk: str, *, newest_first: bool = False, limit: int | None = None,
+              consistent: bool = False) -> list[dict]:  # always consistent: one process, one lock
         items = self._partition(pk, newest_first)
         return items if limit is None else items[:limit]
 

@@ -92,7 +92,8 @@ def test_every_operation_documents_its_success_status_model_and_the_error_shape(
             assert {400, 404, 422} <= statuses, (method, path)
     assert {k: v for k, v in success.items() if v != 200} == {("POST", "/v1/uploads"): 201,
                                                              ("POST", "/v1/training-jobs"): 202,
-                                                             ("POST", "/v1/promotions"): 201}
+                                                             ("POST", "/v1/promotions"): 201,
+                                                             ("POST", "/v1/experiments"): 201}
     schemas = doc["components"]["schemas"]
     assert schemas["Error"]["required"] == ["error"]
     assert not {"HTTPValidationError", "ValidationError", "ResponseValidationError"} & set(schemas)

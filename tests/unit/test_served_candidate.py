@@ -109,7 +109,7 @@ def test_reasons_never_cite_an_item_the_customer_rated_low_and_filler_cites_noth
     recommender = Recommender(with_reason_history(artifact, pairs))
     catalog = {f"i{i}": {"title": f"Item {i}"} for i in range(N_ITEMS)}
     service = RecommendService(None)
-    service._model = lambda: (ServedModel(recommender, catalog), "v1")
+    service._model = lambda version=None: (ServedModel(recommender, catalog), "v1")
     answer = service.for_user(user, k=N_ITEMS)
     reasons = [item["reason"] for item in answer["items"]]
     assert f"because you chose Item {disliked[1:]}" not in reasons

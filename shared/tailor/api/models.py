@@ -147,6 +147,87 @@ class PromotionDeleted(Answer):
     deleted: bool
 
 
+class ExperimentArm(Answer):
+    name: str
+    share: float
+    strategy: Literal["personalized", "popular", "trending"]
+    model_version: str | None = None
+
+
+class Experiment(Answer):
+    """An A/B experiment (tailor.experiments); the first arm is the control."""
+
+    experiment_id: str
+    name: str
+    surface: Literal["recommendations"]
+    status: Literal["running", "stopped"]
+    started_at: str
+    stopped_at: str | None = None
+    control: str
+    arms: list[ExperimentArm]
+
+
+class Experiments(Answer):
+    experiments: list[Experiment]
+
+
+class ArmResult(ExperimentArm):
+    customers: int = Field(description="customers (and sessions) that were served at least once")
+    recommendations: int
+    clicks: int
+    ctr: float | None = Field(description="clicks per recommendation served; null before any")
+    ctr_interval: list[float] | None = Field(description="95% interval, customers as units (delta method)")
+    conversions: int
+    conversion_rate: float | None
+    conversion_rate_interval: list[float] | None
+    revenue: float
+
+
+class Comparison(Answer):
+    arm: str
+    control: str
+    lift: float = Field(description="ctr of the arm / ctr of the control - 1")
+    lift_interval: list[float] = Field(description="always-valid 95% interval (Bonferroni over the treatments)")
+    p_value: float = Field(description="always-valid: stays valid however often the result is looked at")
+    significant: bool
+    more_recommendations_per_arm: int | None = None
+
+
+class ExperimentResults(Answer):
+    arms: list[ArmResult]
+    comparisons: list[Comparison]
+    test: str
+    alpha: float
+    verdict: str
+
+
+class ExperimentResult(Experiment):
+    results: ExperimentResults
+
+
+class MetricsGroup(Answer):
+    key: str
+    recommendations: int
+    clicks: int
+    ctr: float | None
+    ctr_interval: list[float] | None = Field(description="95% interval, each recommendation one observation")
+    conversions: int
+    conversion_rate: float | None
+    conversion_rate_interval: list[float] | None
+    revenue: float
+
+
+class RecommendationMetrics(Answer):
+    """`GET /v1/metrics/recommendations`: groups by the day the recommendations were served."""
+
+    from_: str = Field(alias="from")
+    to: str
+    by: Literal["strategy", "model_version", "arm", "day"]
+    groups: list[MetricsGroup]
+    unattributed_events: int = Field(description="events naming an unknown or expired recommendation, "
+                                                  "or an item it did not list")
+
+
 class Pointer(Answer):
     model: str
     version: str
@@ -175,17 +256,28 @@ class RecommendedItem(Answer):
     promotion: str | None = Field(default=None, description="the name of that promotion")
 
 
+class Assignment(Answer):
+    experiment_id: str
+    arm: str
+
+
+RECOMMENDATION_ID = Field(description="send it back with the events this answer leads to (attribution)")
+
+
 class Recommendations(Answer):
+    recommendation_id: str = RECOMMENDATION_ID
     strategy: Literal["personalized", "session", "popular", "content", "similar", "trending"]
     model_version: str
     items: list[RecommendedItem]
     note: str | None = None
+    experiment: Assignment | None = Field(default=None, description="the experiment arm that chose the list")
 
 
 class Trending(Answer):
     """`GET /v1/trending`: `model_version` is the model whose catalog gave titles and categories
     (absent before any model is trained); `note` says why fewer than k items came back."""
 
+    recommendation_id: str = RECOMMENDATION_ID
     strategy: Literal["trending"]
     window: Literal["1h", "3h", "1d"]
     items: list[RecommendedItem]

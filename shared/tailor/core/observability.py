@@ -17,7 +17,11 @@ The names, in namespace POWERTOOLS_METRICS_NAMESPACE (`Tailor`):
   Average is the fallback rate) and `ModelVersionServed` (Count, with `model_version` in metadata);
 - `RowsStored`, `RowsRejected` (Count) per ingested batch or file, `dataset` in metadata;
 - `TrainingDuration` (Seconds, one value per model trained), `TrainingJobsFailed` (Count, 1 or 0 per job);
-- `ColdStart` (Powertools' own, dimension `function_name`).
+- `ColdStart` (Powertools' own, dimension `function_name`);
+- `RecommendationsServed`, `RecommendationClicks`, `RecommendationConversions` (Count) and
+  `AttributedRevenue` (None) per `strategy` (dimension: a handful of values), counted once each
+  by `attribution.ledger` after de-duplication; `UnattributedEvents` (Count): events naming an
+  unknown or expired recommendation, or an item it did not list.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import os
 
 from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 __all__ = ["metrics", "MetricUnit", "NAMESPACE"]
 
@@ -50,3 +54,20 @@ def model_served(version: str | None, strategy: str | None = None) -> None:
     if strategy:
         metrics.add_metadata("strategy", str(strategy))
         metrics.add_metric("Fallback", MetricUnit.Count, 1 if strategy == "popular" else 0)
+
+
+def record_attribution(served: dict[str, int], clicks: dict[str, int], conversions: dict[str, int],
+                       revenue: dict[str, float], unattributed: int) -> None:
+    """What one attribution batch counted, per strategy (each metric its own EMF line, because the
+    dimension differs from the invocation's `route`). Dashboard CTR = clicks / served."""
+    series = (("RecommendationsServed", MetricUnit.Count, served), ("RecommendationClicks", MetricUnit.Count, clicks),
+              ("RecommendationConversions", MetricUnit.Count, conversions),
+              ("AttributedRevenue", MetricUnit.NoUnit, revenue))
+    for name, unit, per_strategy in series:
+        for strategy, value in sorted(per_strategy.items()):
+            if value:
+                with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE,
+                                   default_dimensions=metrics.default_dimensions) as metric:
+                    metric.add_dimension("strategy", strategy)
+    if unattributed:
+        metrics.add_metric("UnattributedEvents", MetricUnit.Count, unattributed)

@@ -259,6 +259,9 @@ SCHEMAS: dict[str, Schema] = {
             Field("timestamp", parse_timestamp, "timestamp", required=True),
             Field("event_type", parse_id, "string", default="interaction"),
             Field("value", parse_number, "float64", lenient=True, rescue=number_from_text),
+            # The answer the event came from (`tailor.attribution`); a malformed one is dropped
+            # with a warning, never the event.
+            Field("recommendation_id", parse_id, "string", lenient=True),
         ),
         key=("user_id", "item_id", "timestamp", "event_type"),
     ),

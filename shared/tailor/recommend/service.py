@@ -14,6 +14,11 @@ Strategies (the `strategy` field of every answer):
 
 Active promotions (`tailor.promotions`) take the last slots of personalized, session, popular
 and cold-start trending lists (never similar items or rankings), marked `"promoted": true`.
+
+Every answer carries a `recommendation_id` and is recorded (`tailor.attribution.served`: one log
+line, no network call). While an experiment runs (`tailor.experiments`), a customer, or a session
+that names its `session_id`, gets the list of their arm's strategy (and model version), and the
+answer says which: `"experiment": {"experiment_id", "arm"}`.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tailor.attribution.served import ServedLogPort, served_now, unit_hash
 from tailor.core.errors import Invalid, NotFound, Unavailable
 from tailor.core.observability import model_served
+from tailor.experiments.store import Arm, Experiment
 from tailor.models.cache import ModelCache
 from tailor.models.registry import ModelRegistry
 from tailor.promotions.inject import inject
@@ -40,6 +47,7 @@ CATALOG_FILE = "catalog.json"
 MAX_K = 100
 MAX_CANDIDATES = 500
 REASON_HISTORY = 20  # the reason names the most similar of the user's latest items
+PINNED_VERSIONS = 2  # model versions an experiment's arms pin, kept loaded besides the current one
 FILLER_REASON = "recommended for you"  # no history item to cite, or a score below the floor
 
 
@@ -67,8 +75,12 @@ def check_k(k: int) -> int:
 class RecommendService:
     def __init__(self, models: ModelCache[ServedModel], new_items=None,
                  recent: Callable[[str], list[RecentEvent]] | None = None, trending: Trending | None = None,
-                 promotions: Callable[[], list[Promotion]] | None = None):
+                 promotions: Callable[[], list[Promotion]] | None = None,
+                 served_log: ServedLogPort | None = None, experiment: Callable[[], Experiment | None] | None = None):
         self.models = models
+        self.served_log = served_log  # where each answer is recorded (attribution), or None
+        self.experiment = experiment  # callable() -> the experiment running on recommendations, or None
+        self._pinned: dict[str, ServedModel] = {}
         # callable() -> the promotions active now, oldest first (cached by tailor.promotions.store)
         self.promotions = promotions
         self._not_in_catalog: tuple[ServedModel | None, set[str]] = (None, set())  # promoted ids nowhere to be found
@@ -77,18 +89,56 @@ class RecommendService:
         # callable(user_id) -> the customer's events since training, newest first (one state read)
         self.recent = recent
 
-    def _model(self) -> tuple[ServedModel, str]:
-        return self.models.get()
+    def _model(self, version: str | None = None) -> tuple[ServedModel, str]:
+        """The current model, or the version an experiment arm pins (loaded once per container)."""
+        current = self.models.get()
+        if version is None or version == current[1]:
+            return current
+        if version not in self._pinned:
+            if len(self._pinned) >= PINNED_VERSIONS:
+                self._pinned.pop(next(iter(self._pinned)))
+            self._pinned[version] = load_model(self.models.registry, version)
+        return self._pinned[version], version
+
+    def _assignment(self, unit: str | None) -> tuple[Experiment | None, Arm | None]:
+        running = self.experiment() if self.experiment is not None and unit is not None else None
+        return (running, running.arm_for(unit)) if running is not None and unit is not None else (None, None)
+
+    def _record(self, surface: str, answer: dict, unit: str | None = None,
+                experiment: Experiment | None = None, arm: Arm | None = None) -> dict:
+        """Give the answer its id (and experiment arm) and record what was served."""
+        assigned = {"experiment_id": experiment.experiment_id, "arm": arm.name} if experiment and arm else None
+        served = served_now(surface, answer, unit, assigned)
+        answer = {"recommendation_id": served.recommendation_id, **answer,
+                  **({"experiment": assigned} if assigned else {})}
+        if self.served_log is not None:
+            try:
+                self.served_log.write(served)
+            except Exception:  # noqa: BLE001 - a full log pipe must not fail the customer's request
+                pass
+        return answer
 
     # ---- routes ---------------------------------------------------------------------------
     def for_user(self, user_id: str, k: int = 10, category: str | None = None, exclude: Sequence[str] = (),
                  include_seen: bool = False) -> dict:
         check_k(k)
-        model, version = self._model()
+        unit = unit_hash("user", user_id)
+        experiment, arm = self._assignment(unit)
+        model, version = self._model(arm.model_version if arm else None)
+        answer = self._user_list(model, version, user_id, k, category, exclude, include_seen,
+                                 arm.strategy if arm else "personalized")
+        return self._record("user", answer, unit, experiment, arm)
+
+    def _user_list(self, model: ServedModel, version: str, user_id: str, k: int, category: str | None,
+                   exclude: Sequence[str], include_seen: bool, strategy: str) -> dict:
         rec = model.recommender
         categories = [category] if category else None
         self._check_category(model, category)
         folded = self._fold_in(rec, user_id)
+        if strategy != "personalized":  # an experiment arm: the same list a cold customer could get
+            seen = [rec.item_id(int(row)) for row in folded.seen_rows] if folded is not None and not include_seen else []
+            return self._cold(model, version, k, list(exclude) + seen, categories, category,
+                              note=f"experiment arm: {strategy} items", force=strategy)
         if folded is None:
             return self._cold(model, version, k, exclude, categories, category,
                               note=f"user {user_id!r} has no history in the current model")
@@ -106,13 +156,24 @@ class RecommendService:
                             note="; ".join(n for n in notes if n) or None, promoted=promoted)
 
     def for_session(self, recent_items: list[str], k: int = 10, category: str | None = None,
-                    exclude: Sequence[str] = ()) -> dict:
+                    exclude: Sequence[str] = (), session_id: str | None = None) -> dict:
         check_k(k)
-        model, version = self._model()
+        unit = unit_hash("session", session_id) if session_id else None
+        experiment, arm = self._assignment(unit)
+        model, version = self._model(arm.model_version if arm else None)
+        answer = self._session_list(model, version, recent_items, k, category, exclude,
+                                    arm.strategy if arm else "personalized")
+        return self._record("session", answer, unit, experiment, arm)
+
+    def _session_list(self, model: ServedModel, version: str, recent_items: list[str], k: int,
+                      category: str | None, exclude: Sequence[str], strategy: str) -> dict:
         rec = model.recommender
         self._check_category(model, category)
         categories = [category] if category else None
         known = [i for i in recent_items if rec.has_item(i)]
+        if strategy != "personalized":
+            return self._cold(model, version, k, list(exclude) + list(recent_items), categories, category,
+                              note=f"experiment arm: {strategy} items", force=strategy)
         if not known:
             return self._cold(model, version, k, list(exclude) + list(recent_items), categories, category,
                               note="none of the recent items is known to the current model")
@@ -137,8 +198,8 @@ class RecommendService:
         reasons = [f"similar to {model.title(item_id)}"] * len(scored)
         notes = ["item is newer than the model: its vector comes from its content" if new else None,
                  self._short(scored, k, category, "other than this one")]
-        return self._answer("content" if new else "similar", version, model, scored, reasons,
-                            note="; ".join(n for n in notes if n) or None)
+        return self._record("similar", self._answer("content" if new else "similar", version, model, scored, reasons,
+                                                    note="; ".join(n for n in notes if n) or None))
 
     def rank(self, user_id: str, item_ids: list[str]) -> dict:
         if not item_ids:
@@ -154,11 +215,14 @@ class RecommendService:
         if folded is not None:
             scored = sorted(rec.score_items_folded(folded, item_ids), key=lambda pair: -pair[1])
             reasons = self._because(model, folded.reason_rows[:REASON_HISTORY], scored, rec.folded_floor(folded))
-            return self._answer("personalized", version, model, scored, reasons)
+            return self._record("rankings", self._answer("personalized", version, model, scored, reasons),
+                                unit_hash("user", user_id))
         popularity = {item: score for item, score in rec.popular(rec.n_items)}
         scored = sorted(((i, popularity.get(i, 0.0)) for i in item_ids), key=lambda pair: -pair[1])
-        return self._answer("popular", version, model, scored, ["popular right now"] * len(scored),
-                            note=f"user {user_id!r} has no history in the current model")
+        return self._record("rankings", self._answer("popular", version, model, scored,
+                                                     ["popular right now"] * len(scored),
+                                                     note=f"user {user_id!r} has no history in the current model"),
+                            unit_hash("user", user_id))
 
     def trending(self, window: str = "1h", k: int = 10, category: str | None = None) -> dict:
         """The items trending in the window (see `tailor.trending`), best first; titles and
@@ -188,7 +252,7 @@ class RecommendService:
             answer["note"] = (f"only {len(found)} of the {k} requested: no other item{where} had at least "
                               f"{MIN_TREND_COUNT} interactions in the {span.words} and a higher rate than before")
         model_served(version)  # no strategy: a trending list is asked for, not a fallback
-        return answer
+        return self._record("trending", answer)
 
     # ---- helpers --------------------------------------------------------------------------
     @staticmethod
@@ -205,12 +269,13 @@ class RecommendService:
         return [t for t in self.trending_counters.top(window, k + len(skip), allowed=allowed)
                 if t.item_id not in skip][:k]
 
-    def _cold(self, model, version, k, exclude, categories, category, note) -> dict:
+    def _cold(self, model, version, k, exclude, categories, category, note, force: str | None = None) -> dict:
         """A customer the model knows nothing about: trending when it beat popularity for such
-        customers on the validation split and something trends now, else popular."""
+        customers on the validation split and something trends now, else popular. `force`
+        ("popular" or "trending": an experiment arm's strategy) decides instead of the validation."""
         cold = model.recommender.config.get("cold_start") or {}
-        found = (self._live_trends(model, cold.get("window", "1h"), k, exclude, categories)
-                 if cold.get("strategy") == "trending" else [])
+        use_trends = cold.get("strategy") == "trending" if force is None else force == "trending"
+        found = self._live_trends(model, cold.get("window", "1h"), k, exclude, categories) if use_trends else []
         if not found:
             return self._popular(model, version, k, exclude, categories, category, note)
         span = window_named(cold.get("window", "1h"))
@@ -219,8 +284,9 @@ class RecommendService:
         popular_reason = f"popular in {category}" if category else "popular right now"
         scored = [(t.item_id, t.score) for t in found] + fill
         reasons = [t.reason(span) for t in found] + [popular_reason] * len(fill)
-        why = (f"trending in the {span.words} beat popularity for customers new to the model on the validation "
-               f"split (HR@10 {cold.get('trending_hr10', 0):.3f} vs {cold.get('popular_hr10', 0):.3f})")
+        why = None if force else (
+            f"trending in the {span.words} beat popularity for customers new to the model on the validation "
+            f"split (HR@10 {cold.get('trending_hr10', 0):.3f} vs {cold.get('popular_hr10', 0):.3f})")
         short = self._short(scored, k, category, "left after the exclusions")
         scored, reasons, promoted = self._promote(model, k, exclude, categories, scored, reasons,
                                                   self._popular_candidates(model))

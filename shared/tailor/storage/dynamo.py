@@ -125,11 +125,15 @@ class StateTable:
             local.table = StateTable(self.table.name, boto3.session.Session().resource("dynamodb", config=BOTO_CONFIG))
         local.table.update(**update)
 
-    def query(self, pk: str, *, newest_first: bool = False, limit: int | None = None) -> list[dict]:
+    def query(self, pk: str, *, newest_first: bool = False, limit: int | None = None,
+              consistent: bool = False) -> list[dict]:
+        """The partition's items in sort-key order; `consistent` reads what every write acknowledged
+        before the call (twice the read cost; attribution's join needs it)."""
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": pk},
             "ScanIndexForward": not newest_first,
+            "ConsistentRead": consistent,
         }
         items: list[dict] = []
         while True:

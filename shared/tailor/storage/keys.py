@@ -15,7 +15,16 @@ State table (pk / sk):
 - `PROMOTIONS` / `<promotion_id>` (`<created, to the microsecond>Z-<hex>`, oldest first): promotions (business rules);
 - `TRENDING#<window>#<bucket start, epoch s, 10 digits>` / `<item_id>`: interactions per item in
   one time bucket (`n`, added by ingest; "trending now");
-- `ERASED` / `<sha256(user_id)>`: erase tombstones.
+- `ERASED` / `<sha256(user_id)>`: erase tombstones;
+- `SERVED#<recommendation_id>` / `SERVED`: a served recommendation (its items, strategy, model
+  version, experiment arm; `attribution.ledger`), and in the same partition `click#<item_id>` /
+  `conversion#<item_id>`: the events attributed to it, once each (TTL `expires_at`);
+- `METRICS#<YYYY-MM-DD>` / `<by>#<value>` (`strategy`, `model_version`, `arm`, `day`): counters of
+  the recommendations served that day and the clicks, conversions and revenue they earned;
+  `METRICS#<day>` / `unattributed`: events whose recommendation id was unknown, expired or did not list the item;
+- `EXPERIMENTS` / `<experiment_id>`: A/B experiments; `EXPERIMENT#<experiment_id>` / `ARM#<arm>`: an
+  arm's totals over its customers (the sums the statistics need); `UNIT#<experiment_id>#<arm>#<unit>` /
+  `UNIT`: one customer's (or session's) recommendations, clicks and conversions in it.
 
 Data bucket:
 - `incoming/<dataset>/<upload_id>/<file>`: uploads waiting to be ingested;
@@ -44,6 +53,10 @@ EXPORT_SK = "EXPORT"
 SUMMARY_SK = "SUMMARY"
 ERASED_PK = "ERASED"
 PROMOTIONS_PK = "PROMOTIONS"
+EXPERIMENTS_PK = "EXPERIMENTS"
+SERVED_SK = "SERVED"
+UNIT_SK = "UNIT"
+UNATTRIBUTED_SK = "unattributed"
 
 
 def job_pk(job_id: str) -> str:
@@ -98,6 +111,37 @@ def trending_pk(window: str, bucket_start_s: int) -> str:
 
 def trending_sk(item_id: str) -> str:
     return item_id
+
+
+def served_pk(recommendation_id: str) -> str:
+    return f"SERVED#{recommendation_id}"
+
+
+def attributed_sk(kind: str, item_id: str) -> str:
+    """`kind` is "click" or "conversion": each is counted once per recommendation and item."""
+    return f"{kind}#{item_id}"
+
+
+def metrics_pk(day: str) -> str:
+    """`day` is YYYY-MM-DD (UTC), the day the recommendations were served."""
+    return f"METRICS#{day}"
+
+
+def metrics_sk(by: str, value: str) -> str:
+    return f"{by}#{value}"
+
+
+def experiment_pk(experiment_id: str) -> str:
+    return f"EXPERIMENT#{experiment_id}"
+
+
+def arm_sk(arm: str) -> str:
+    return f"ARM#{arm}"
+
+
+def unit_pk(experiment_id: str, arm: str, unit: str) -> str:
+    """One partition per unit (customer or session) and arm: the writes of a busy experiment spread out."""
+    return f"UNIT#{experiment_id}#{arm}#{unit}"
 
 
 def sentiment_pk(kind: str, key: str) -> str:

@@ -24,9 +24,9 @@ router = APIGatewayRouter()
 
 
 def _routers() -> list:
-    from tailor.api.routes import admin, profiles, recommend, sentiment
+    from tailor.api.routes import admin, experiments, profiles, recommend, sentiment
 
-    return [admin.router, recommend.router, profiles.router, sentiment.router, router]
+    return [admin.router, experiments.router, recommend.router, profiles.router, sentiment.router, router]
 
 
 def document() -> dict:

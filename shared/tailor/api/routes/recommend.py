@@ -35,11 +35,14 @@ class SessionRequest(BaseModel):
     k: int = Field(default=10, ge=1, le=MAX_K)
     category: str | None = None
     exclude: list[str] = Field(default_factory=list, max_length=MAX_CANDIDATES)
+    session_id: str | None = Field(default=None, min_length=1, max_length=200,
+                                   description="the visitor's session: a running experiment assigns it to an arm")
 
 
 @router.post("/v1/recommendations", responses=answers(Recommendations))
 def post_recommendations(request: SessionRequest):
-    return recommend_service().for_session(request.recent_items, request.k, request.category, request.exclude)
+    return recommend_service().for_session(request.recent_items, request.k, request.category, request.exclude,
+                                           session_id=request.session_id)
 
 
 @router.get("/v1/trending", responses=answers(Trending))

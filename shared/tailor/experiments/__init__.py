@@ -1,0 +1,1 @@
+"""A/B experiments on recommendations: per-arm sufficient statistics and the sequential test (`statistics`)."""
