@@ -1,4 +1,5 @@
-"""What the local stack runs, read from template.yaml: functions, routes, S3 triggers, storage.
+"""What the local stack runs, read from template.yaml: functions, routes, S3 triggers, log
+subscriptions, storage.
 
 Everything here comes from the template - no route, name or environment variable is repeated
 in code - so the local stack cannot drift from what `sam deploy` creates.
@@ -18,6 +19,7 @@ from urllib.parse import unquote_plus
 from infra.template import load_template
 
 from .intrinsics import Resolver, TemplateError, cfn_string
+from .logs import FilterPattern, parse_filter_pattern
 
 FUNCTION_TYPES = ("AWS::Serverless::Function",)
 LAYER_TYPES = ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
@@ -105,6 +107,18 @@ class Schedule:
     input: Any
 
 
+@dataclass(frozen=True)
+class LogSubscription:
+    """An `AWS::Logs::SubscriptionFilter` from one function's log group to another function."""
+
+    logical_id: str  # the filter's logical id
+    name: str  # its FilterName, else the name CloudFormation would generate (minus the random suffix)
+    source_function: str  # logical id of the function whose log group the filter reads
+    log_group: str  # physical log group name, /aws/lambda/<source function name>
+    pattern: FilterPattern  # pattern.text is the template's FilterPattern
+    destination_function: str  # logical id of the function DestinationArn names
+
+
 @dataclass
 class StorageResource:
     logical_id: str
@@ -122,6 +136,7 @@ class StackModel:
     routes: list[ApiRoute] = field(default_factory=list)
     s3_subscriptions: list[S3Subscription] = field(default_factory=list)
     schedules: list[Schedule] = field(default_factory=list)
+    log_subscriptions: list[LogSubscription] = field(default_factory=list)
     buckets: list[StorageResource] = field(default_factory=list)
     tables: list[StorageResource] = field(default_factory=list)
     queues: list[StorageResource] = field(default_factory=list)
@@ -180,6 +195,7 @@ def load_stack_model(template_path: str | Path, stage: str = "local", parameters
         if res.get("Type") in LAYER_TYPES and resolver.resource_enabled(logical_id)
     }
 
+    subscription_filters = []
     for logical_id, resource in resources.items():
         kind = resource.get("Type", "")
         if not resolver.resource_enabled(logical_id):
@@ -198,9 +214,61 @@ def load_stack_model(template_path: str | Path, stage: str = "local", parameters
             model.queues.append(_storage(resolver, logical_id, resource))
         elif kind == "AWS::KinesisFirehose::DeliveryStream":
             model.delivery_streams.append(_storage(resolver, logical_id, resource))
+        elif kind == "AWS::Logs::SubscriptionFilter":
+            subscription_filters.append(logical_id)  # read once every function is known
         elif kind not in LAYER_TYPES:
             model.not_emulated[kind] += 1
+    for logical_id in subscription_filters:
+        model.log_subscriptions.append(_log_subscription(model, logical_id, resources))
     return model
+
+
+def _log_subscription(model: StackModel, logical_id: str, resources: dict) -> LogSubscription:
+    """Read one subscription filter; anything the local stack cannot deliver is a TemplateError."""
+    resolver = model.resolver
+    properties = resources[logical_id].get("Properties") or {}
+    groups = {f"/aws/lambda/{spec.name}": spec.logical_id for spec in model.functions.values()}
+    log_group = cfn_string(resolver.resolve(properties.get("LogGroupName")))
+    if log_group not in groups:
+        raise TemplateError(f"{logical_id}: LogGroupName {log_group!r} is not the log group of a function in the "
+                            "template (/aws/lambda/<function name>); only functions' logs are emulated locally")
+    destination = cfn_string(resolver.resolve(properties.get("DestinationArn")))
+    target = next((spec for spec in model.functions.values() if spec.arn == destination), None)
+    if target is None:
+        raise TemplateError(f"{logical_id}: DestinationArn {destination!r} is not a function of the template; "
+                            "only Lambda destinations are emulated locally (not Kinesis, Firehose or OpenSearch)")
+    pattern_text = resolver.resolve(properties.get("FilterPattern"))
+    if not isinstance(pattern_text, str):
+        raise TemplateError(f"{logical_id}: FilterPattern must be a string, got {pattern_text!r}")
+    try:
+        pattern = parse_filter_pattern(pattern_text)
+    except TemplateError as exc:
+        raise TemplateError(f"{logical_id}: {exc}") from None
+    if not _invoke_permitted(model, resources, target.logical_id):
+        model.warnings.append(f"{logical_id}: no AWS::Lambda::Permission lets logs.amazonaws.com invoke "
+                              f"{target.logical_id}; CloudWatch Logs would refuse to create the filter")
+    name = resolver.resolve(properties.get("FilterName"))
+    return LogSubscription(
+        logical_id=logical_id,
+        name=cfn_string(name) if name else f"{resolver.stack_name}-{logical_id}",
+        source_function=groups[log_group],
+        log_group=log_group,
+        pattern=pattern,
+        destination_function=target.logical_id,
+    )
+
+
+def _invoke_permitted(model: StackModel, resources: dict, function: str) -> bool:
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::Lambda::Permission" or not model.resolver.resource_enabled(logical_id):
+            continue
+        properties = resource.get("Properties") or {}
+        if model.resolver.resolve(properties.get("Principal")) != "logs.amazonaws.com":
+            continue
+        named = model.function_by_name(cfn_string(model.resolver.resolve(properties.get("FunctionName", ""))))
+        if named is not None and named.logical_id == function:
+            return True
+    return False
 
 
 def _storage(resolver: Resolver, logical_id: str, resource: dict) -> StorageResource:

@@ -9,6 +9,12 @@ The HTTP server on `stack.url` answers three kinds of requests:
   `boto3.client("lambda").invoke(...)` reaches the local function (workers get
   AWS_ENDPOINT_URL_LAMBDA pointing here);
 - `GET /__local/health`, local only: the moto URL and the physical names of everything.
+
+The template's `AWS::Logs::SubscriptionFilter`s are emulated too (infra/local/logs.py): lines a
+source function prints that match the filter pattern reach the destination function in batches,
+as asynchronous invocations, within ~0.2 s. A test that needs them delivered calls
+`stack.drain_logs()`, which returns once every line matched so far has been delivered and the
+destination's invocations have finished (retries included), or raises TimeoutError.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from urllib.parse import unquote
 from .apigateway import HttpRequest, MalformedProxyResponse, NoRoute, RouteTable, build_proxy_event, error_body, proxy_response
 from .auth import Caller, Denied, Gatekeeper, new_api_key
 from .intrinsics import ACCOUNT_ID
+from .logs import LogSubscriptionDelivery
 from .model import StackModel, load_stack_model
 from .moto_atomic import make_queries_partition_local, make_requests_atomic
 from .provision import S3_EVENTS_QUEUE, moto_client, provision
@@ -87,6 +94,7 @@ class LocalStack:
         self._http: ThreadingHTTPServer | None = None
         self._serving = False
         self._pump: S3EventPump | None = None
+        self._log_delivery: LogSubscriptionDelivery | None = None
         self._queue_urls: dict[str, str] = {}
         self._sqs = None
 
@@ -105,10 +113,17 @@ class LocalStack:
             self._queue_urls = provision(self.model, self.moto_url)
             self._sqs = moto_client("sqs", self.moto_url)
             self._routes = RouteTable(self.model.routes)
+            delivery = None
+            if self.model.log_subscriptions:
+                delivery = self._log_delivery = LogSubscriptionDelivery(
+                    self.model.log_subscriptions, self._deliver_logs, owner=self.model.resolver.account_id)
             self.pools = {
-                logical_id: FunctionPool(spec, function_environment(spec, self.moto_url, self.url), self.max_workers)
+                logical_id: FunctionPool(spec, function_environment(spec, self.moto_url, self.url), self.max_workers,
+                                         log_listener=delivery.listener_for(logical_id) if delivery else None)
                 for logical_id, spec in self.model.functions.items()
             }
+            if delivery is not None:
+                delivery.start()
             if self.model.s3_subscriptions:
                 self._pump = S3EventPump(self._sqs, self._queue_urls[S3_EVENTS_QUEUE],
                                          self.model.s3_subscriptions, self.invoke_async)
@@ -145,6 +160,9 @@ class LocalStack:
         if self._pump is not None:
             self._pump.stop()
             self._pump = None
+        if self._log_delivery is not None:
+            self._log_delivery.stop()
+            self._log_delivery = None
         for pool in self.pools.values():
             pool.close()
         if self._moto is not None:
@@ -171,18 +189,27 @@ class LocalStack:
             raise KeyError(f"no ScheduleV2 event {event_id!r} in the template")
         return self.invoke(schedule.function, schedule.input)
 
-    def invoke_async(self, function: str, event: object) -> str:
+    def invoke_async(self, function: str, event: object, on_done: Callable[[], None] | None = None) -> str:
         """Asynchronous invocation (Event): returns the request id at once, runs in the background.
 
         A failure is retried as many times as the function's EventInvokeConfig allows
         (MaximumRetryAttempts, default 2), then sent to its DeadLetterQueue if it has one.
+        `on_done` (local only) is called when that is over: success, last failure, or shutdown.
         """
         request_id = str(uuid.uuid4())
-        threading.Thread(target=self._run_async, args=(function, event, request_id),
+        threading.Thread(target=self._run_async, args=(function, event, request_id, on_done),
                          daemon=True, name=f"async-{function}").start()
         return request_id
 
-    def _run_async(self, function: str, event: object, request_id: str) -> None:
+    def _run_async(self, function: str, event: object, request_id: str,
+                   on_done: Callable[[], None] | None = None) -> None:
+        try:
+            self._run_async_attempts(function, event, request_id)
+        finally:
+            if on_done is not None:
+                on_done()
+
+    def _run_async_attempts(self, function: str, event: object, request_id: str) -> None:
         pool = self.pools[function]
         attempts = 1 + pool.spec.async_retries
         for attempt in range(attempts):
@@ -211,6 +238,26 @@ class LocalStack:
         })
         log.info("async %s: event sent to dead-letter queue %s", pool.spec.logical_id, pool.spec.dead_letter_queue)
 
+    def _deliver_logs(self, function: str, event: dict, on_done: Callable[[], None]) -> None:
+        # CloudWatch Logs invokes a subscribed function asynchronously, like S3 does.
+        self.invoke_async(function, event, on_done=on_done)
+
+    def flush_logs(self) -> None:
+        """Hand every batch of matched log lines to its destination now, without waiting for it."""
+        if self._log_delivery is not None:
+            self._log_delivery.flush()
+
+    def drain_logs(self, timeout: float = 30.0) -> None:
+        """Wait until every log line matched by a subscription filter so far has been delivered.
+
+        "Delivered": the destination function's asynchronous invocation has finished - it
+        succeeded, or failed its last retry (and went to the dead-letter queue). Lines of an
+        invocation are matched before that invocation returns, so after `stack.invoke(...)` or an
+        HTTP response, `drain_logs()` covers what it printed. Raises TimeoutError after `timeout` s.
+        """
+        if self._log_delivery is not None:
+            self._log_delivery.drain(timeout)
+
     # -- descriptions ------------------------------------------------------------------
 
     def health(self) -> dict:
@@ -226,6 +273,8 @@ class LocalStack:
             "queues": {queue.logical_id: queue.name for queue in model.queues},
             "functions": {logical_id: spec.name for logical_id, spec in model.functions.items()},
             "routes": [f"{route.method} {route.path} {route.function}" for route in model.routes],
+            "log_subscriptions": [f"{s.source_function} {s.pattern.text} {s.destination_function}"
+                                  for s in model.log_subscriptions],
             "auth": self.gatekeeper is not None,
         }
 
@@ -240,6 +289,8 @@ class LocalStack:
             triggers = [f"{r.method} {r.path}" for r in model.routes if r.function == logical_id]
             triggers += [f"S3 {s.bucket}/{s.prefix}*{s.suffix}"
                          for s in model.s3_subscriptions if s.function == logical_id]
+            triggers += [f"logs of {s.source_function} matching {s.pattern.text}"
+                         for s in model.log_subscriptions if s.destination_function == logical_id]
             limit = self.pools[logical_id].limit
             lines.append(f"  {logical_id} ({spec.package_type}, {limit} worker{'s' if limit != 1 else ''}): "
                          + (", ".join(triggers) or "invoked by other functions"))

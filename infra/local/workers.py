@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,11 @@ MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 _INHERITED_VARIABLES = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "SYSTEMROOT")
 
 log = logging.getLogger("infra.local")
+
+# Called with (worker pid, line) for every line a worker writes to its log, newline included.
+LogListener = Callable[[int, str], None]
+# How long an invocation waits for its own log lines to reach the listener (normally microseconds).
+LOG_SYNC_SECONDS = 5.0
 
 
 @dataclass
@@ -83,17 +89,39 @@ def function_environment(spec: FunctionSpec, moto_url: str, lambda_url: str) -> 
 class WorkerProcess:
     """One child process running one function (see worker_main.py for the other end)."""
 
-    def __init__(self, spec: FunctionSpec, env: dict[str, str]) -> None:
+    def __init__(self, spec: FunctionSpec, env: dict[str, str], log_listener: LogListener | None = None) -> None:
         self.spec = spec
         config = {
             "handler": spec.handler,
             "code_dir": str(spec.code_dir),
             "layer_dirs": [str(path) for path in spec.layer_dirs],
         }
-        self.process = subprocess.Popen(
-            [sys.executable, "-I", "-u", str(WORKER_MAIN), json.dumps(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-        )
+        # With a listener (a log subscription reads this function's log), this process keeps the
+        # write end of the worker's log pipe too, to put a mark after an invocation's output:
+        # when the forwarding thread reaches the mark, every line before it has been handed to the
+        # listener (see sync_log). Without one, the pipe is Popen's own.
+        self._log_listener = log_listener
+        self._mark = b"\0infra.local log mark " + uuid.uuid4().hex.encode() + b"\n"
+        self._mark_writer: int | None = None
+        self._mark_lock = threading.Lock()  # guards writes to, and closing of, _mark_writer
+        self._marks_sent = self._marks_seen = 0
+        self._log_ended = False
+        self._log_condition = threading.Condition()
+        log_read_end, stderr = None, subprocess.PIPE
+        if log_listener is not None:
+            log_read_end, self._mark_writer = os.pipe()
+            stderr = self._mark_writer
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-u", str(WORKER_MAIN), json.dumps(config)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env,
+            )
+        except BaseException:
+            if log_read_end is not None:
+                os.close(log_read_end)
+            self._close_mark_writer()
+            raise
+        self._log_stream = self.process.stderr if log_read_end is None else os.fdopen(log_read_end, "rb")
         self._replies: queue.SimpleQueue = queue.SimpleQueue()
         self._function_log = logging.getLogger(f"infra.local.{spec.logical_id}")
         threading.Thread(target=self._read_replies, daemon=True, name=f"{spec.logical_id}-replies").start()
@@ -124,33 +152,87 @@ class WorkerProcess:
     def _read_replies(self) -> None:
         for line in self.process.stdout:
             self._replies.put(json.loads(line))
+        self._close_mark_writer()  # the worker is gone: let the log forwarder reach the end
         self._replies.put(None)
 
     def _forward_log(self) -> None:
-        for line in self.process.stderr:
-            self._function_log.info("[%s] %s", self.spec.logical_id, line.decode("utf-8", "replace").rstrip())
+        for raw in self._log_stream:
+            marked = raw.endswith(self._mark)
+            if marked:
+                raw = raw[:-len(self._mark)]  # a mark after a last line without its newline
+            if raw:
+                line = raw.decode("utf-8", "replace")
+                self._function_log.info("[%s] %s", self.spec.logical_id, line.rstrip())
+                if self._log_listener is not None:
+                    try:
+                        self._log_listener(self.process.pid, line)
+                    except Exception:  # a listener bug must not stop the log
+                        log.exception("%s: log listener failed", self.spec.logical_id)
+            if marked:
+                with self._log_condition:
+                    self._marks_seen += 1
+                    self._log_condition.notify_all()
+        with self._log_condition:
+            self._log_ended = True
+            self._log_condition.notify_all()
+
+    def sync_log(self, timeout: float = LOG_SYNC_SECONDS) -> bool:
+        """Wait until every line the worker has written so far has reached the log listener.
+
+        The worker writes its output before its reply, so after an invocation returns this covers
+        everything the invocation printed. A dead worker's remaining lines are read to the end.
+        False if that took longer than `timeout` (or the worker has no listener).
+        """
+        if self._log_listener is None:
+            return False
+        with self._mark_lock:
+            target = None
+            if self._mark_writer is not None:
+                try:
+                    os.write(self._mark_writer, self._mark)
+                    self._marks_sent += 1
+                    target = self._marks_sent
+                except OSError:
+                    target = None
+        with self._log_condition:
+            synced = self._log_condition.wait_for(
+                lambda: self._log_ended or (target is not None and self._marks_seen >= target), timeout)
+        if not synced:
+            log.warning("%s: log lines not forwarded within %.1f s", self.spec.logical_id, timeout)
+        return synced
+
+    def _close_mark_writer(self) -> None:
+        with self._mark_lock:
+            if self._mark_writer is not None:
+                os.close(self._mark_writer)
+                self._mark_writer = None
 
     def stop(self, grace_seconds: float = 2.0) -> None:
         """Close stdin (the worker's loop ends), then terminate, then kill."""
         if not self.alive:
+            self._close_mark_writer()
             return
         try:
             self.process.stdin.close()
             self.process.wait(timeout=grace_seconds)
         except (OSError, subprocess.TimeoutExpired):
             self.kill()
+        self._close_mark_writer()
 
     def kill(self) -> None:
         self.process.kill()
         self.process.wait()
+        self._close_mark_writer()
 
 
 class FunctionPool:
     """The worker processes of one function, used one invocation at a time each."""
 
-    def __init__(self, spec: FunctionSpec, env: dict[str, str], max_workers: int) -> None:
+    def __init__(self, spec: FunctionSpec, env: dict[str, str], max_workers: int,
+                 log_listener: LogListener | None = None) -> None:
         self.spec = spec
         self._env = env
+        self._log_listener = log_listener  # sees every log line of every worker (log subscriptions)
         self.limit = spec.reserved_concurrency if spec.reserved_concurrency is not None else max_workers
         self._idle: list[WorkerProcess] = []
         self._busy: set[WorkerProcess] = set()
@@ -168,6 +250,8 @@ class FunctionPool:
         started = time.time()
         try:
             reply = worker.invoke(self._message(event, request_id, started), timeout=self.spec.timeout_seconds)
+            if self._log_listener is not None:
+                worker.sync_log()  # the invocation's log lines reach the subscriptions before it returns
         finally:
             self._release(worker)
         duration_ms = (time.time() - started) * 1000
@@ -210,7 +294,7 @@ class FunctionPool:
                     break
                 self._condition.wait()
         try:  # start the process outside the lock: it takes a moment
-            worker = WorkerProcess(self.spec, self._env)
+            worker = WorkerProcess(self.spec, self._env, self._log_listener)
         finally:
             with self._condition:
                 self._starting -= 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -226,6 +227,58 @@ def test_presigned_put_triggers_the_matching_s3_functions_with_an_encoded_key(st
     wait_for(lambda: record(stack, "audit#other/notes.txt") and record(stack, "csv#incoming/second.csv"))
     time.sleep(1)  # give a wrong delivery the time to show up
     assert record(stack, "csv#other/notes.txt") is None
+
+
+# -- CloudWatch Logs subscriptions -----------------------------------------------------------
+
+def _served(recommendation_id, **extra):
+    return json.dumps({"record": "recommendation", "recommendation_id": recommendation_id, "surface": "user",
+                       "items": ["i1", "i2"], "experiment": {"experiment_id": "e1", "arm": "control"}, **extra})
+
+
+def test_printed_lines_matching_the_subscription_filter_reach_the_destination(stack, caplog):
+    caplog.set_level(logging.INFO, logger="infra.local.LogSourceFunction")
+    lines = [_served("rec-1"), "plain text, not JSON", json.dumps({"record": "other", "recommendation_id": "rec-x"}),
+             json.dumps({"recommendation_id": "rec-y"}), _served("rec-2")]
+    invocation = stack.invoke("LogSourceFunction", {"lines": lines})
+    assert invocation.ok, invocation.error
+    stack.drain_logs(timeout=30)  # no polling: every line matched so far has been delivered and handled
+    for recommendation_id in ("rec-1", "rec-2"):
+        item = record(stack, f"log#{recommendation_id}")
+        assert item is not None and item["attempts"]["N"] == "1"
+        envelope = json.loads(item["envelope"]["S"])
+        assert envelope["messageType"] == "DATA_MESSAGE" and envelope["owner"] == "123456789012"
+        assert envelope["logGroup"] == "/aws/lambda/tailor-local-LogSourceFunction"
+        assert envelope["subscriptionFilters"] == ["tailor-local-LogSinkFilter"]
+        assert envelope["logStream"].startswith("local/")
+        log_event = json.loads(item["log_event"]["S"])
+        assert set(log_event) == {"id", "timestamp", "message"} and isinstance(log_event["id"], str)
+        assert log_event["message"].rstrip("\n") == _served(recommendation_id)
+        assert abs(log_event["timestamp"] / 1000 - time.time()) < 60
+    assert record(stack, "log#rec-x") is None and record(stack, "log#rec-y") is None
+    # Matching or not, every line is still in the stack's log.
+    assert all(line in caplog.text for line in lines)
+
+
+def test_a_failing_destination_is_retried_before_drain_logs_returns(stack):
+    assert stack.invoke("LogSourceFunction", {"lines": [_served("rec-fail", fail=True)]}).ok
+    stack.drain_logs(timeout=30)
+    assert record(stack, "log#rec-fail")["attempts"]["N"] == "3"  # Lambda's default: 2 retries
+    sqs = aws(stack, "sqs")
+    queue_url = sqs.get_queue_url(QueueName="tailor-local-FixtureDeadLetterQueue")["QueueUrl"]
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                                                 WaitTimeSeconds=1).get("Messages", [])]
+    assert any("awslogs" in body for body in bodies)
+
+
+def test_lines_of_a_function_invoked_through_the_lambda_api_are_delivered_too(stack):
+    # A function's lines are matched before its invocation returns, whoever invoked it.
+    client = aws(stack, "lambda", retries={"max_attempts": 1})
+    result = client.invoke(FunctionName="tailor-local-LogSourceFunction",
+                           Payload=json.dumps({"lines": [_served(f"rec-many-{n}") for n in range(50)]}))
+    assert json.loads(result["Payload"].read()) == {"printed": 50}
+    stack.drain_logs(timeout=30)
+    assert all(record(stack, f"log#rec-many-{n}") for n in range(50))
 
 
 # -- failures ----------------------------------------------------------------------------------

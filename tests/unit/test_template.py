@@ -131,7 +131,8 @@ def _leading_keys(statement: dict) -> list | None:
 
 def test_serving_functions_touch_only_their_own_table_items(template):
     functions = _functions(template)
-    readable = {"SentimentFunction": [["MODEL#*"]], "RecommendFunction": [["MODEL#*", "RECENT#*", "TRENDING#*", "PROMOTIONS", "EXPERIMENTS"]]}
+    readable = {"SentimentFunction": [["MODEL#*"]], "RecommendFunction": [
+        ["MODEL#*", "RECENT#*", "TRENDING#*", "PROMOTIONS", "EXPERIMENTS"]]}
     for name, writable in (("SentimentFunction", ["SENTIMENT#*"]), ("RecommendFunction", None)):
         table = [s for s in _statements(functions[name]) if any(a.startswith("dynamodb:") for a in _listify(s["Action"]))]
         for statement in table:

@@ -122,7 +122,9 @@ class ExperimentStore:
             raise Conflict(f"experiment {running[0].name!r} ({running[0].experiment_id}) is already running on "
                            f"{surface}: stop it first (POST /v1/experiments/{running[0].experiment_id}/stop)")
         now = self.now()
-        experiment = Experiment(experiment_id=f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}", name=name,
+        # Sortable by creation (to the microsecond): the listing is newest first.
+        stamp = datetime.now(UTC)
+        experiment = Experiment(experiment_id=f"{stamp:%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}", name=name,
                                 arms=parsed, started_at=_iso(now), surface=surface)
         self.state.put(experiment.to_item(), only_if_new=True)
         self._forget()
@@ -189,8 +191,10 @@ class ExperimentStore:
         for arm in experiment.arms:
             t = totals.get(arm.name, statistics.ArmTotals())
             arms.append({**arm.to_dict(), "customers": t.units, "recommendations": t.recommendations,
-                         "clicks": t.clicks, **statistics.rate_fields("ctr", statistics.ctr(t)), "conversions": t.conversions,
-                         **statistics.rate_fields("conversion_rate", statistics.conversion_rate(t)), "revenue": round(t.revenue, 2)})
+                         "clicks": t.clicks, **statistics.rate_fields("ctr", statistics.ctr(t)),
+                         "conversions": t.conversions,
+                         **statistics.rate_fields("conversion_rate", statistics.conversion_rate(t)),
+                         "revenue": round(t.revenue, 2)})
         treatments = experiment.arms[1:]
         alpha = ALPHA / len(treatments)
         control = totals.get(experiment.control.name, statistics.ArmTotals())
