@@ -5,6 +5,8 @@ response out, model cached in the container) and cold start, set against TensorF
   handler, against moto, on a synthetic 100,000-item × 64-dim catalog (and any artifact
   folder given with --artifact, e.g. the ml-100k model); every user has 5 events since training,
   so each request also reads them (one Query, moto in-process) and folds them in.
+- Recording (what was served, `tailor.attribution.served`): every other request records, in the
+  same run; and the recording step alone (build the record, write the line), 5,000 times.
 - Cold start (fresh interpreter each time, median of 5): import the handler module and load the
   artifact, against `import tensorflow` plus a Keras scorer of the same shape.
 
@@ -62,16 +64,32 @@ with fresh_account(Env()):
         "timestamp": [now - n for n in range(5 * len(users))]})
     events = [api_event("GET", f"/v1/users/{u}/recommendations", query={"k": "10"},
                         resource="/v1/users/{user_id}/recommendations", path_params={"user_id": u})
-              for u in rng.choice(users, 1100)]
-    times = []
-    for event in events:
+              for u in rng.choice(users, 2200)]
+    # Recording what was served (one log line on stdout, a pipe as in Lambda) on every other
+    # request, interleaved, so both halves see the same machine load.
+    from tailor import bootstrap
+    from tailor.attribution.served import StdoutLog, served_now
+    service = bootstrap.recommend_service()
+    times, unrecorded = [], []
+    for n, event in enumerate(events):
+        service.served_log = StdoutLog() if n % 2 == 0 else None
         began = time.perf_counter()
         response = handler(event, LambdaContext())
-        times.append((time.perf_counter() - began) * 1000)
+        (times if n % 2 == 0 else unrecorded).append((time.perf_counter() - began) * 1000)
         assert response["statusCode"] == 200, response["body"]
-times = times[100:]  # the first calls load the model
+    answer = json.loads(response["body"])
+    log, costs = StdoutLog(), []
+    for _ in range(5000):  # the recording step alone: the record built from the answer, written
+        began = time.perf_counter()
+        log.write(served_now("user", answer, "0" * 64, None))
+        costs.append((time.perf_counter() - began) * 1000)
+times, unrecorded = times[50:], unrecorded[50:]  # the first calls load the model
 print(json.dumps({"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
-                  "calls": len(times)}))
+                  "calls": len(times),
+                  "without_recording_p50_ms": float(np.percentile(unrecorded, 50)),
+                  "without_recording_p99_ms": float(np.percentile(unrecorded, 99)),
+                  "recording_alone_p50_ms": float(np.percentile(costs, 50)),
+                  "recording_alone_p99_ms": float(np.percentile(costs, 99))}))
 """
 
 COLD_NUMPY = r"""
@@ -143,6 +161,14 @@ def main() -> None:
     for name, r in results.items():
         lines.append(f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['cold_start_numpy_s']} s | "
                      f"{r['cold_start_tensorflow_s']} s | {r['tensorflow_scorer_peak_rss_mb']} MB |")
+    lines += ["", "Recording what was served (attribution: one log line per answer), the same run, requests "
+              "interleaved with and without it:", "",
+              "| | handler p50 | handler p99 | the recording step alone p50 / p99 |", "|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(f"| {name}: recorded | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | "
+                     f"{r['recording_alone_p50_ms'] * 1000:.0f} / {r['recording_alone_p99_ms'] * 1000:.0f} µs |")
+        lines.append(f"| {name}: not recorded | {r['without_recording_p50_ms']:.2f} ms | "
+                     f"{r['without_recording_p99_ms']:.2f} ms | |")
     save_results("serving", results, "\n".join(lines))
 
 

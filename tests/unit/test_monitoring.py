@@ -13,7 +13,8 @@ from infra.template import load_template
 ROOT = Path(__file__).resolve().parents[2]
 # Every metric the code emits (shared/tailor/core/observability.py lists them with their meaning).
 EMITTED = {"Requests", "Latency", "ServerErrors", "Fallback", "ModelVersionServed", "RowsStored", "RowsRejected",
-           "TrainingDuration", "TrainingJobsFailed", "ColdStart"}
+           "TrainingDuration", "TrainingJobsFailed", "ColdStart", "RecommendationsServed", "RecommendationClicks",
+           "RecommendationConversions", "AttributedRevenue", "UnattributedEvents"}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,8 @@ def test_dashboard_is_valid_json_and_shows_what_the_issue_asks_for(template):
     widgets = _dashboard(template)["widgets"]
     text = json.dumps(widgets)
     for name in ("Requests", "Latency", "Fallback", "RowsStored", "RowsRejected", "TrainingDuration",
-                 "5XXError", "ApproximateNumberOfMessagesVisible", "model_version"):
+                 "5XXError", "ApproximateNumberOfMessagesVisible", "model_version", "RecommendationsServed",
+                 "RecommendationClicks", "RecommendationConversions", "AttributedRevenue"):
         assert name in text, f"the dashboard does not show {name}"
     assert "'p50'" in text and "'p99'" in text
     referenced = set(re.findall(r'MetricName=\\"(\w+)\\"', text)) | {
