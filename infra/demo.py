@@ -8,7 +8,9 @@ what happens. No AWS account, no Docker.
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
+import random
 import socket
 import sys
 import time
@@ -185,6 +187,56 @@ def live(client: TailorClient, files: dict) -> None:
     client.call("DELETE", f"/v1/promotions/{promotion['promotion_id']}")
 
 
+def experiment(client: TailorClient, stack, files: dict) -> None:
+    """An A/B experiment with simulated shoppers: bestsellers (control) against the model. A
+    shopper clicks a listed item of the category they chose most often (their history), the item
+    first and then once more (a resent event), and buys one in five clicked items."""
+    with open(files["items"], encoding="utf-8") as handle:
+        category_of = {row["item_id"]: (row.get("categories") or "").split("|")[0] for row in csv.DictReader(handle)}
+    favourite: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    with open(files["interactions"], encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            favourite[row["user_id"]][category_of.get(row["item_id"], "")] += 1
+    shoppers = sorted(u for u, counts in favourite.items() if counts)[:300]
+    step("An A/B experiment: POST /v1/experiments, bestsellers (control) against the model, 50/50")
+    running = [e for e in client.call("GET", "/v1/experiments")["experiments"] if e["status"] == "running"]
+    for old in running:
+        client.call("POST", f"/v1/experiments/{old['experiment_id']}/stop")
+    created = client.call("POST", "/v1/experiments", {"name": "Homepage", "arms": [
+        {"name": "bestsellers", "share": 0.5, "strategy": "popular"}, {"name": "model", "share": 0.5}]})
+    status, body = client.request("POST", "/v1/experiments", {"name": "again", "arms": [
+        {"name": "a", "share": 0.5}, {"name": "b", "share": 0.4}]})
+    say(f"HTTP 201, {created['experiment_id']}; shares 0.5 + 0.4 -> HTTP {status}: {body['error']['message'][:60]}")
+    time.sleep(31)  # serving reads the running experiment once per container every 30 s
+    rng, events, now = random.Random(0), [], int(time.time() * 1000)
+    for user in shoppers:
+        answer = client.call("GET", f"/v1/users/{user}/recommendations?k=5")
+        liked = favourite[user].most_common(1)[0][0]
+        for item in answer["items"]:
+            if category_of.get(item["item_id"]) == liked and rng.random() < 0.5:
+                click = {"user_id": user, "item_id": item["item_id"], "timestamp": now, "event_type": "click",
+                         "recommendation_id": answer["recommendation_id"]}
+                events += [click, click]
+                if rng.random() < 0.2:
+                    events.append({**click, "event_type": "purchase", "value": 20.0})
+    rng.shuffle(events)
+    for start in range(0, len(events), 500):
+        client.call("POST", "/v1/events", {"events": events[start:start + 500]})
+    stack.drain_logs()
+    say(f"{len(shoppers)} shoppers asked for 5 items; {len(events)} events sent (each click twice, shuffled)")
+    result = client.call("GET", f"/v1/experiments/{created['experiment_id']}")["results"]
+    for arm in result["arms"]:
+        low, high = arm["ctr_interval"] or (0, 0)
+        say(f"{arm['name']:<12} {arm['customers']:>4} customers {arm['recommendations']:>4} recommendations "
+            f"{arm['clicks']:>4} clicks  CTR {num(arm['ctr'])} ({num(low)}-{num(high)})  "
+            f"{arm['conversions']} conversions, revenue {arm['revenue']}")
+    say(f"verdict ({result['test'].split(' (')[0]}): {result['verdict']}")
+    client.call("POST", f"/v1/experiments/{created['experiment_id']}/stop")
+    by_strategy = client.call("GET", "/v1/metrics/recommendations?by=strategy")
+    say("GET /v1/metrics/recommendations?by=strategy: " + ", ".join(
+        f"{g['key']} {g['recommendations']} served, CTR {num(g['ctr'])}" for g in by_strategy["groups"]))
+
+
 def score_texts(client: TailorClient) -> None:
     step("Scoring texts: POST /v1/sentiment")
     texts = ["Absolutely love it, great quality and fast delivery!",
@@ -276,6 +328,7 @@ def main() -> int:
         train_models(client)
         recommendations(client, files)
         live(client, files)
+        experiment(client, stack, files)
         customers(client, files)
         score_texts(client)
         item_sentiment(client, files)
