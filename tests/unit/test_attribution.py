@@ -186,3 +186,23 @@ def test_metrics_group_by_strategy_with_intervals_and_default_to_the_last_seven_
 def test_bad_metrics_queries_get_a_clear_422(start, end, by, message):
     with pytest.raises(Invalid, match=message):
         online_metrics(FakeStateTable(), start, end, by)
+
+
+def test_a_delivery_that_fails_midway_and_is_retried_counts_every_recommendation_once():
+    class Flaky(FakeStateTable):
+        failures = 1
+
+        def put(self, item, *, only_if_new=False):
+            if item["sk"] == keys.SERVED_SK and item["recommendation_id"] == "r5" and self.failures:
+                self.failures -= 1
+                raise ConnectionError("throttled")
+            super().put(item, only_if_new=only_if_new)
+
+    state = Flaky()
+    ledger = AttributionLedger(state)
+    batch = [served(f"r{n}", ["a"]) for n in range(10)]
+    with pytest.raises(ConnectionError):
+        ledger.record_served(batch)
+    assert metrics_group(state, "day", "2030-06-01")["recommendations"] == 5  # r0-r4 applied before the failure
+    assert ledger.record_served(batch) == {"recommendations_recorded": 5, "deliveries_repeated": 5}
+    assert metrics_group(state, "day", "2030-06-01")["recommendations"] == 10

@@ -89,24 +89,27 @@ class AttributionLedger:
     # ---- served recommendations --------------------------------------------------------------
     def record_served(self, records: Iterable[Served]) -> dict:
         deltas, new, repeated = _Deltas(), 0, 0
-        for served in records:
-            try:
-                self.state.put(self._served_item(served), only_if_new=True)
-            except ConditionFailed:  # delivered again (at least once): counted the first time
-                repeated += 1
-                continue
-            new += 1
-            deltas.groups(served, recommendations=1)
-            deltas.served[served.strategy] += 1
-            if served.experiment_id and served.arm:
-                unit = self._unit(served, n=1)
-                n, c, v = unit
-                deltas.add(keys.experiment_pk(served.experiment_id), keys.arm_sk(served.arm),
-                           units=1 if n == 1 else 0, recommendations=1, nn=2 * n - 1, nc=c, nv=v)
-            for fact in self.state.query(keys.served_pk(served.recommendation_id), consistent=True):
-                if fact["sk"] != keys.SERVED_SK and fact.get("counted") is False:
-                    self._count(served, fact, deltas, waited=True)
-        self._apply(deltas)
+        try:
+            for served in records:
+                try:
+                    self.state.put(self._served_item(served), only_if_new=True)
+                except ConditionFailed:  # delivered again (at least once): counted the first time
+                    repeated += 1
+                    continue
+                new += 1
+                if served.experiment_id and served.arm:
+                    n, c, v = self._unit(served, n=1)
+                    deltas.add(keys.experiment_pk(served.experiment_id), keys.arm_sk(served.arm),
+                               units=1 if n == 1 else 0, recommendations=1, nn=2 * n - 1, nc=c, nv=v)
+                deltas.groups(served, recommendations=1)
+                deltas.served[served.strategy] += 1
+                for fact in self.state.query(keys.served_pk(served.recommendation_id), consistent=True):
+                    if fact["sk"] != keys.SERVED_SK and fact.get("counted") is False:
+                        self._count(served, fact, deltas, waited=True)
+        finally:
+            # What was counted so far is applied even when a call fails mid-batch: the retried
+            # delivery skips the records already written, so their counts must not be lost.
+            self._apply(deltas)
         return {"recommendations_recorded": new, "deliveries_repeated": repeated}
 
     @staticmethod
@@ -129,15 +132,17 @@ class AttributionLedger:
         deltas, seen = _Deltas(), 0
         values = columns.get("value") or [None] * len(ids)
         kinds = columns.get("event_type") or [None] * len(ids)
-        for rec_id, item, moment, kind, value in zip(ids, columns["item_id"], columns["timestamp"], kinds, values):
-            if not rec_id:
-                continue
-            kind = str(kind or "").lower()
-            if kind in NEGATIVE_EVENTS:
-                continue
-            seen += 1
-            self._attribute_event(str(rec_id), str(item), int(moment), kind, value, deltas)
-        self._apply(deltas)
+        try:
+            for rec_id, item, moment, kind, value in zip(ids, columns["item_id"], columns["timestamp"], kinds, values):
+                if not rec_id:
+                    continue
+                kind = str(kind or "").lower()
+                if kind in NEGATIVE_EVENTS:
+                    continue
+                seen += 1
+                self._attribute_event(str(rec_id), str(item), int(moment), kind, value, deltas)
+        finally:  # as in record_served: facts already written are never counted again
+            self._apply(deltas)
         return {"attributed_events": seen}
 
     def _attribute_event(self, rec_id: str, item: str, moment_ms: int, kind: str, value, deltas: _Deltas) -> None:
