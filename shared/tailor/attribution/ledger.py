@@ -164,7 +164,7 @@ class AttributionLedger:
         record = self.state.get(keys.served_pk(rec_id), keys.SERVED_SK)
         if record is None:
             # Not known yet (its delivery may still come) or never served: waits, shown as unattributed.
-            if any(str(f["sk"]).startswith("click#") for f in written):
+            if any(str(f["sk"]).startswith(keys.attributed_sk("click", "")) for f in written):
                 deltas.add(keys.metrics_pk(_day(moment_ms)), keys.UNATTRIBUTED_SK, waiting=1)
             return
         served = Served.from_dict(record)
