@@ -122,6 +122,19 @@ def test_put_many_takes_one_key_twice_and_the_later_item_wins(adapters):
     assert [(i["sk"], i["n"]) for i in table.query("RECENT#u1")] == [("1#i1", 3), ("2#i2", 2)]
 
 
+def test_run_many_runs_every_item_on_a_table_and_raises_the_first_failure_after_all(adapters):
+    _, table = adapters
+
+    def work(worker_table, n: int) -> int:
+        worker_table.put({"pk": f"RUN#{n}", "sk": "x", "n": n}, only_if_new=True)
+        return worker_table.update(f"RUN#{n}", "x", add={"n": 1})["n"]
+
+    assert table.run_many(work, list(range(20))) == [n + 1 for n in range(20)]
+    with pytest.raises(ConditionFailed):  # item 3 exists already; the others still run
+        table.run_many(work, [3, 20, 21, 22, 23])
+    assert [table.get(f"RUN#{n}", "x")["n"] for n in (20, 23)] == [21, 24]
+
+
 def test_a_record_stream_delivers_every_record_under_the_buffer_prefix(adapters):
     """The fake stream writes what moto's Firehose writes: the records of a call, concatenated, in
     one object under the delivery stream's prefix (Firehose on AWS gathers calls and gzips)."""

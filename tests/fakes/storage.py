@@ -122,6 +122,18 @@ class FakeStateTable:
         for update in updates:
             self.update(**update)
 
+    def run_many(self, work, items: list, workers: int = 8) -> list:
+        """As the DynamoDB adapter: every item runs, then the first failure is raised."""
+        results, failure = [], None
+        for item in items:
+            try:
+                results.append(work(self, item))
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after the other items
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return results
+
     def _partition(self, pk: str, newest_first: bool) -> list[dict]:
         items = [item for (p, _), item in self._items.items() if p == pk]
         return [_stored(i) for i in sorted(items, key=lambda i: i["sk"], reverse=newest_first)]

@@ -203,6 +203,6 @@ def test_a_delivery_that_fails_midway_and_is_retried_counts_every_recommendation
     batch = [served(f"r{n}", ["a"]) for n in range(10)]
     with pytest.raises(ConnectionError):
         ledger.record_served(batch)
-    assert metrics_group(state, "day", "2030-06-01")["recommendations"] == 5  # r0-r4 applied before the failure
-    assert ledger.record_served(batch) == {"recommendations_recorded": 5, "deliveries_repeated": 5}
+    assert metrics_group(state, "day", "2030-06-01")["recommendations"] == 9  # all but r5, applied despite it
+    assert ledger.record_served(batch) == {"recommendations_recorded": 1, "deliveries_repeated": 9}
     assert metrics_group(state, "day", "2030-06-01")["recommendations"] == 10

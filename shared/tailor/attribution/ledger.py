@@ -24,10 +24,12 @@ What is counted (all additive, so concurrent batches add up exactly):
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from tailor.attribution.served import Served
 from tailor.core.errors import Invalid
@@ -81,36 +83,66 @@ class _Deltas:
         for by, value in group_values(served).items():
             self.add(keys.metrics_pk(served.day), keys.metrics_sk(by, value), **values)
 
+    def merge(self, other: _Deltas) -> None:
+        for (pk, sk), values in other.adds.items():
+            self.add(pk, sk, **values)
+        for mine, theirs in ((self.served, other.served), (self.clicks, other.clicks),
+                             (self.conversions, other.conversions)):
+            for strategy, count in theirs.items():
+                mine[strategy] += count
+        for strategy, amount in other.revenue.items():
+            self.revenue[strategy] += amount
+        self.unattributed += other.unattributed
+
 
 class AttributionLedger:
+    """Records and events are handled several at a time (`StateTablePort.run_many`: worker
+    threads, each with its own table): each takes a few conditional writes and reads one after
+    another, and a batch of 500 clicks one by one took 12 s on the local stack."""
+
     def __init__(self, state: StateTablePort):
         self.state = state
 
+    def _each(self, work: Callable[[StateTablePort, Any, _Deltas], Any], items: list) -> list:
+        """`work(table, item, deltas)` for every item; every item's counts (also those of an item
+        that failed midway) are applied once at the end, even when one failed: a retried delivery
+        skips what was written, so what was counted must not be lost."""
+        merged, lock = _Deltas(), threading.Lock()
+
+        def one(table: StateTablePort, item: Any) -> Any:
+            deltas = _Deltas()
+            try:
+                return work(table, item, deltas)
+            finally:
+                with lock:
+                    merged.merge(deltas)
+
+        try:
+            return self.state.run_many(one, items)
+        finally:
+            self._apply(merged)
+
     # ---- served recommendations --------------------------------------------------------------
     def record_served(self, records: Iterable[Served]) -> dict:
-        deltas, new, repeated = _Deltas(), 0, 0
+        outcomes = self._each(self._record_one, list(records))
+        return {"recommendations_recorded": outcomes.count(True), "deliveries_repeated": outcomes.count(False)}
+
+    def _record_one(self, state: StateTablePort, served: Served, deltas: _Deltas) -> bool:
+        """True when recorded now, False when it was delivered before (counted the first time)."""
         try:
-            for served in records:
-                try:
-                    self.state.put(self._served_item(served), only_if_new=True)
-                except ConditionFailed:  # delivered again (at least once): counted the first time
-                    repeated += 1
-                    continue
-                new += 1
-                if served.experiment_id and served.arm:
-                    n, c, v = self._unit(served, n=1)
-                    deltas.add(keys.experiment_pk(served.experiment_id), keys.arm_sk(served.arm),
-                               units=1 if n == 1 else 0, recommendations=1, nn=2 * n - 1, nc=c, nv=v)
-                deltas.groups(served, recommendations=1)
-                deltas.served[served.strategy] += 1
-                for fact in self.state.query(keys.served_pk(served.recommendation_id), consistent=True):
-                    if fact["sk"] != keys.SERVED_SK and fact.get("counted") is False:
-                        self._count(served, fact, deltas, waited=True)
-        finally:
-            # What was counted so far is applied even when a call fails mid-batch: the retried
-            # delivery skips the records already written, so their counts must not be lost.
-            self._apply(deltas)
-        return {"recommendations_recorded": new, "deliveries_repeated": repeated}
+            state.put(self._served_item(served), only_if_new=True)
+        except ConditionFailed:
+            return False
+        if served.experiment_id and served.arm:
+            n, c, v = self._unit(state, served, n=1)
+            deltas.add(keys.experiment_pk(served.experiment_id), keys.arm_sk(served.arm),
+                       units=1 if n == 1 else 0, recommendations=1, nn=2 * n - 1, nc=c, nv=v)
+        deltas.groups(served, recommendations=1)
+        deltas.served[served.strategy] += 1
+        for fact in state.query(keys.served_pk(served.recommendation_id), consistent=True):
+            if fact["sk"] != keys.SERVED_SK and fact.get("counted") is False:
+                self._count(state, served, fact, deltas, waited=True)
+        return True
 
     @staticmethod
     def _served_item(served: Served) -> dict:
@@ -129,23 +161,16 @@ class AttributionLedger:
         ids = columns.get("recommendation_id")
         if not ids or not any(ids):
             return {"attributed_events": 0}
-        deltas, seen = _Deltas(), 0
         values = columns.get("value") or [None] * len(ids)
         kinds = columns.get("event_type") or [None] * len(ids)
-        try:
-            for rec_id, item, moment, kind, value in zip(ids, columns["item_id"], columns["timestamp"], kinds, values):
-                if not rec_id:
-                    continue
-                kind = str(kind or "").lower()
-                if kind in NEGATIVE_EVENTS:
-                    continue
-                seen += 1
-                self._attribute_event(str(rec_id), str(item), int(moment), kind, value, deltas)
-        finally:  # as in record_served: facts already written are never counted again
-            self._apply(deltas)
-        return {"attributed_events": seen}
+        events = [(str(rec_id), str(item), int(moment), str(kind or "").lower(), value)
+                  for rec_id, item, moment, kind, value in zip(ids, columns["item_id"], columns["timestamp"], kinds, values)
+                  if rec_id and str(kind or "").lower() not in NEGATIVE_EVENTS]
+        self._each(self._attribute_event, events)
+        return {"attributed_events": len(events)}
 
-    def _attribute_event(self, rec_id: str, item: str, moment_ms: int, kind: str, value, deltas: _Deltas) -> None:
+    def _attribute_event(self, state: StateTablePort, event: tuple, deltas: _Deltas) -> None:
+        rec_id, item, moment_ms, kind, value = event
         facts = [("click", None)] + ([("conversion", float(value) if value is not None else 0.0)]
                                      if kind == PURCHASE else [])
         written = []
@@ -155,13 +180,13 @@ class AttributionLedger:
             if revenue is not None:
                 fact["revenue"] = revenue
             try:
-                self.state.put(fact, only_if_new=True)
+                state.put(fact, only_if_new=True)
                 written.append(fact)
             except ConditionFailed:  # this click (or purchase) of this item was already sent
                 continue
         if not written:
             return
-        record = self.state.get(keys.served_pk(rec_id), keys.SERVED_SK)
+        record = state.get(keys.served_pk(rec_id), keys.SERVED_SK)
         if record is None:
             # Not known yet (its delivery may still come) or never served: waits, shown as unattributed.
             if any(str(f["sk"]).startswith(keys.attributed_sk("click", "")) for f in written):
@@ -169,15 +194,15 @@ class AttributionLedger:
             return
         served = Served.from_dict(record)
         for fact in written:
-            self._count(served, fact, deltas, waited=False)
+            self._count(state, served, fact, deltas, waited=False)
 
-    def _count(self, served: Served, fact: dict, deltas: _Deltas, *, waited: bool) -> None:
+    def _count(self, state: StateTablePort, served: Served, fact: dict, deltas: _Deltas, *, waited: bool) -> None:
         kind, _, item = str(fact["sk"]).partition("#")
         listed = item in served.items
         in_time = int(fact.get("event_ms", 0)) - served.served_ms <= ATTRIBUTION_DAYS * 86400 * 1000
         try:
-            self.state.update(fact["pk"], fact["sk"], set={"counted": "yes" if listed and in_time else "no"},
-                              only_if={"counted": False})
+            state.update(fact["pk"], fact["sk"], set={"counted": "yes" if listed and in_time else "no"},
+                         only_if={"counted": False})
         except ConditionFailed:  # the other side counted it
             return
         event_day_pk = keys.metrics_pk(str(fact.get("event_day") or served.day))
@@ -189,8 +214,8 @@ class AttributionLedger:
                 deltas.unattributed += 1
             return
         counter = "clicks" if kind == "click" else "conversions"
-        per_recommendation = int(self.state.update(keys.served_pk(served.recommendation_id), keys.SERVED_SK,
-                                                   add={counter: 1})[counter])
+        per_recommendation = int(state.update(keys.served_pk(served.recommendation_id), keys.SERVED_SK,
+                                              add={counter: 1})[counter])
         revenue = float(fact.get("revenue") or 0.0)
         square = "cc" if kind == "click" else "vv"
         extra = {"revenue": revenue} if kind == "conversion" else {}
@@ -201,18 +226,19 @@ class AttributionLedger:
             deltas.conversions[served.strategy] += 1
             deltas.revenue[served.strategy] += revenue
         if served.experiment_id and served.arm:
-            n, c, v = self._unit(served, **({"c": 1} if kind == "click" else {"v": 1}))
+            n, c, v = self._unit(state, served, **({"c": 1} if kind == "click" else {"v": 1}))
             arm = (keys.experiment_pk(served.experiment_id), keys.arm_sk(served.arm))
             if kind == "click":
                 deltas.add(*arm, clicks=1, cc=2 * c - 1, nc=n)
             else:
                 deltas.add(*arm, conversions=1, vv=2 * v - 1, nv=n, revenue=revenue)
 
-    def _unit(self, served: Served, **add: int) -> tuple[int, int, int]:
+    @staticmethod
+    def _unit(state: StateTablePort, served: Served, **add: int) -> tuple[int, int, int]:
         """Add to the unit's own counters; its totals after the update (n, c, v)."""
-        unit = self.state.update(keys.unit_pk(str(served.experiment_id), str(served.arm),
-                                              str(served.unit or served.recommendation_id)),
-                                 keys.UNIT_SK, add=add, set={"expires_at": _expires(served.served_ms) + 365 * 86400})
+        unit = state.update(keys.unit_pk(str(served.experiment_id), str(served.arm),
+                                         str(served.unit or served.recommendation_id)),
+                            keys.UNIT_SK, add=add, set={"expires_at": _expires(served.served_ms) + 365 * 86400})
         return int(unit.get("n", 0)), int(unit.get("c", 0)), int(unit.get("v", 0))
 
     def _apply(self, deltas: _Deltas) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -109,6 +109,19 @@ class StateTable:
             return
         list(self._pool(workers).map(self._update_on_worker, updates))  # list(): re-raise the first failure
 
+    def run_many(self, work: Callable[[Any, Any], Any], items: list, workers: int = 8) -> list:
+        """`work(table, item)` for every item, several at a time, each worker thread with a table
+        of its own (see `update_many`); the results in order. Every item runs even when one
+        fails; then the first failure is raised."""
+        if len(items) <= SEQUENTIAL_UPDATES or workers <= 1:
+            return [work(self, item) for item in items]
+        from concurrent.futures import wait
+
+        pool = self._pool(workers)
+        futures = [pool.submit(lambda item=item: work(self._worker_table(), item)) for item in items]
+        wait(futures)
+        return [future.result() for future in futures]  # re-raises the first failure
+
     def _pool(self, workers: int):
         import threading
         from concurrent.futures import ThreadPoolExecutor
@@ -119,11 +132,14 @@ class StateTable:
             pool = self._workers
         return pool
 
-    def _update_on_worker(self, update: dict) -> None:
+    def _worker_table(self) -> StateTable:
         local = self._worker_tables
         if not hasattr(local, "table"):
             local.table = StateTable(self.table.name, boto3.session.Session().resource("dynamodb", config=BOTO_CONFIG))
-        local.table.update(**update)
+        return local.table
+
+    def _update_on_worker(self, update: dict) -> None:
+        self._worker_table().update(**update)
 
     def query(self, pk: str, *, newest_first: bool = False, limit: int | None = None,
               consistent: bool = False) -> list[dict]:

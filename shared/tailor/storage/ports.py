@@ -6,7 +6,7 @@ tests/contract runs one suite against both.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 
@@ -37,6 +37,7 @@ class StateTablePort(Protocol):
     def update(self, pk: str, sk: str, *, set: dict | None = None, add: dict | None = None,
                only_if: dict | None = None, set_if_missing: dict | None = None) -> dict: ...
     def update_many(self, updates: list[dict], workers: int = 8) -> None: ...
+    def run_many(self, work: Callable[[Any, Any], Any], items: list, workers: int = 8) -> list: ...
     def query(self, pk: str, *, newest_first: bool = False, limit: int | None = None,
               consistent: bool = False) -> list[dict]: ...
     def query_page(self, pk: str, *, limit: int, newest_first: bool = False,
