@@ -82,6 +82,7 @@ bench: $(VENV)/.bench-installed ## All benchmarks on $(SHARED_DATA), baselines s
 	$(PY) -m bench.recommender --data $(SHARED_DATA)
 	$(PY) -m bench.recommender_api --data $(SHARED_DATA)
 	$(PY) -m bench.freshness --data $(SHARED_DATA)
+	$(PY) -m bench.experiments --data $(SHARED_DATA)
 	$(PY) -m bench.event_path --parts handler,million
 	$(PY) -m bench.event_path --parts local
 	$(PY) -m bench.serving
