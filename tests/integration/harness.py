@@ -51,14 +51,19 @@ def s3_event(key: str, size: int) -> dict:
 
 @contextmanager
 def fresh_account(monkeypatch):
-    """A fresh, empty AWS account holding the template's bucket, table and event stream."""
+    """A fresh, empty AWS account holding the template's bucket, table and event stream, its S3 and
+    DynamoDB atomic per request."""
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": "us-east-1", "DATA_BUCKET": BUCKET, "STATE_TABLE": TABLE,
                        "TRAIN_FUNCTION_NAME": "tailor-test-train", "MAX_UPLOAD_MB": "5", "EVENT_STREAM": STREAM,
                        "POWERTOOLS_LOG_LEVEL": "WARNING"}.items():
         monkeypatch.setenv(key, value)
+    from infra.local.moto_atomic import make_requests_atomic
     from tailor import bootstrap
 
+    # Services call DynamoDB from worker threads (update_many, run_many); moto in-process is not
+    # thread-safe ("dictionary changed size during iteration"): one request at a time, as the local stack.
+    make_requests_atomic(getattr(monkeypatch, "setattr", setattr))
     bootstrap.reset()
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)

@@ -206,3 +206,29 @@ def test_a_delivery_that_fails_midway_and_is_retried_counts_every_recommendation
     assert metrics_group(state, "day", "2030-06-01")["recommendations"] == 9  # all but r5, applied despite it
     assert ledger.record_served(batch) == {"recommendations_recorded": 1, "deliveries_repeated": 9}
     assert metrics_group(state, "day", "2030-06-01")["recommendations"] == 10
+
+
+def test_an_event_dated_before_its_recommendation_is_not_attributed_to_it():
+    state = FakeStateTable()
+    ledger = AttributionLedger(state)
+    ledger.record_served([served("r1", ["a", "b"])])
+    served_ms = int(datetime(2030, 6, 1, 12, tzinfo=UTC).timestamp() * 1000)
+    ledger.attribute(events([("r1", "a", "click", None, served_ms - 86400 * 1000),  # the day before: not its own
+                             ("r1", "b", "click", None, served_ms - 60 * 1000)]))  # a minute early: clock slack
+    assert metrics_group(state, "day", "2030-06-01")["clicks"] == 1
+
+
+def test_what_is_served_after_the_experiment_stopped_is_recorded_but_not_counted_in_it():
+    state = FakeStateTable()
+    state.put({"pk": keys.EXPERIMENTS_PK, "sk": "e1", "stopped_at": "2030-06-01T12:00:00Z"})
+    ledger = AttributionLedger(state)
+    before = served("r1", ["a"], experiment="e1", arm="control", at="2030-06-01T11:59:59.000Z")
+    after = served("r2", ["a"], experiment="e1", arm="control", at="2030-06-01T12:00:30.000Z")
+    ledger.attribute(events([("r2", "a", "click", None)]))
+    ledger.record_served([before, after])
+    ledger.attribute(events([("r1", "a", "click", None)]))
+    totals = ArmTotals.from_item(state.get(keys.experiment_pk("e1"), keys.arm_sk("control")))
+    assert (totals.recommendations, totals.clicks) == (1, 1)
+    assert metrics_group(state, "day", "2030-06-01")["recommendations"] == 2  # both were served
+    assert [g["key"] for g in online_metrics(state, "2030-06-01", "2030-06-01", "arm")["groups"]] == ["e1/control"]
+    assert metrics_group(state, "arm", "e1/control")["recommendations"] == 1

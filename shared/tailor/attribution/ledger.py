@@ -24,6 +24,7 @@ What is counted (all additive, so concurrent batches add up exactly):
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -41,6 +42,7 @@ from tailor.storage.dynamo import ConditionFailed
 from tailor.storage.ports import StateTablePort
 
 ATTRIBUTION_DAYS = 30  # an event more than this after the recommendation is not attributed to it
+CLOCK_SLACK_MS = 5 * 60 * 1000  # an event dated this much before its recommendation is still its own
 GROUPS = ("strategy", "model_version", "arm", "day")
 PURCHASE = "purchase"
 NEGATIVE_EVENTS = frozenset({"dislike", "not_interested", "hide", "return", "refund"})  # never a click
@@ -52,6 +54,15 @@ def _day(ms: int) -> str:
 
 def _expires(ms: int) -> int:
     return int(ms / 1000) + ATTRIBUTION_DAYS * 86400 + 86400
+
+
+def _moment(iso: str | None) -> datetime | None:
+    return datetime.fromisoformat(str(iso).replace("Z", "+00:00")) if iso else None
+
+
+def _counted_as(served: Served, after_stop: bool) -> Served:
+    """The record as the counters see it: served after its experiment stopped, it counts outside it."""
+    return dataclasses.replace(served, experiment_id=None, arm=None) if after_stop else served
 
 
 def group_values(served: Served) -> dict[str, str]:
@@ -124,15 +135,26 @@ class AttributionLedger:
 
     # ---- served recommendations --------------------------------------------------------------
     def record_served(self, records: Iterable[Served]) -> dict:
-        outcomes = self._each(self._record_one, list(records))
+        batch = list(records)
+        # Serving learns of a stop within its cache time (30 s): what it served under the experiment
+        # after the stop is recorded but not counted in it, so a stopped result stays as it was.
+        stopped = {}
+        for experiment_id in {r.experiment_id for r in batch if r.experiment_id}:
+            item = self.state.get(keys.EXPERIMENTS_PK, experiment_id)
+            stopped[experiment_id] = _moment((item or {}).get("stopped_at"))
+        outcomes = self._each(lambda state, served, deltas: self._record_one(state, served, deltas, stopped), batch)
         return {"recommendations_recorded": outcomes.count(True), "deliveries_repeated": outcomes.count(False)}
 
-    def _record_one(self, state: StateTablePort, served: Served, deltas: _Deltas) -> bool:
+    def _record_one(self, state: StateTablePort, served: Served, deltas: _Deltas,
+                    stopped: dict[str, datetime | None]) -> bool:
         """True when recorded now, False when it was delivered before (counted the first time)."""
+        stop = stopped.get(served.experiment_id or "")
+        after_stop = stop is not None and _moment(served.served_at) > stop  # type: ignore[operator]
         try:
-            state.put(self._served_item(served), only_if_new=True)
+            state.put({**self._served_item(served), **({"after_stop": True} if after_stop else {})}, only_if_new=True)
         except ConditionFailed:
             return False
+        served = _counted_as(served, after_stop)
         if served.experiment_id and served.arm:
             n, c, v = self._unit(state, served, n=1)
             deltas.add(keys.experiment_pk(served.experiment_id), keys.arm_sk(served.arm),
@@ -192,14 +214,16 @@ class AttributionLedger:
             if any(str(f["sk"]).startswith(keys.attributed_sk("click", "")) for f in written):
                 deltas.add(keys.metrics_pk(_day(moment_ms)), keys.UNATTRIBUTED_SK, waiting=1)
             return
-        served = Served.from_dict(record)
+        served = _counted_as(Served.from_dict(record), bool(record.get("after_stop")))
         for fact in written:
             self._count(state, served, fact, deltas, waited=False)
 
     def _count(self, state: StateTablePort, served: Served, fact: dict, deltas: _Deltas, *, waited: bool) -> None:
         kind, _, item = str(fact["sk"]).partition("#")
         listed = item in served.items
-        in_time = int(fact.get("event_ms", 0)) - served.served_ms <= ATTRIBUTION_DAYS * 86400 * 1000
+        # Not before the recommendation (a few minutes' slack for the website's clock), not after the window.
+        since = int(fact.get("event_ms", 0)) - served.served_ms
+        in_time = -CLOCK_SLACK_MS <= since <= ATTRIBUTION_DAYS * 86400 * 1000
         try:
             state.update(fact["pk"], fact["sk"], set={"counted": "yes" if listed and in_time else "no"},
                          only_if={"counted": False})
