@@ -11,6 +11,10 @@ with probability 0.01/log2(r+1). Every click and purchase event names the answer
 The simulator counts per arm what it was served and clicked; the service's experiment results
 must equal those counts exactly.
 
+`--click-model protocol` (the default, protocol O1 as written): every listed hidden preference is
+clicked and nothing else, one visit per shopper; results in bench/results/experiments.*.
+`--click-model graded` (the rule above, 3 visits): bench/results/experiments_graded.*.
+
 - A/B: control `popular` against treatment `personalized` (50/50), `--visits` rounds of one visit
   per shopper; the experiment is read after every round (peeking: the test is an mSPRT, valid
   at any look).
@@ -95,8 +99,9 @@ class Shoppers:
     """The simulated shoppers of one experiment: visits, clicks, events, and their own counts."""
 
     def __init__(self, client: TailorClient, experiment_id: str, hidden: dict[str, set[str]], seed: int,
-                 get_ms: list[float]):
+                 get_ms: list[float], graded: bool = False):
         self.client, self.experiment_id, self.hidden = client, experiment_id, hidden
+        self.graded = graded  # False: protocol O1, every listed hidden preference is clicked, nothing else
         self.rng = random.Random(seed)
         self.get_ms = get_ms
         self.tally: dict[str, Tally] = defaultdict(Tally)
@@ -136,7 +141,8 @@ class Shoppers:
         for rank, entry in enumerate(body["items"], start=1):
             item = str(entry["item_id"])
             preferred = item in hidden
-            chance = (CLICK_PREFERRED if preferred else CLICK_NOISE) / math.log2(rank + 1)
+            chance = ((CLICK_PREFERRED if preferred else CLICK_NOISE) / math.log2(rank + 1) if self.graded
+                      else 1.0 if preferred else 0.0)
             # One draw per rank whatever the list holds, so the click stream depends on the seed only.
             draw, buy = self.rng.random(), self.rng.random()
             if draw >= chance or item in clicked:
@@ -263,7 +269,11 @@ def interval(pair) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=os.environ.get("TAILOR_SHARED_DATA", str(ROOT.parent / "shared" / "data")))
-    parser.add_argument("--visits", type=int, default=3, help="A/B visit rounds (one visit per shopper each)")
+    parser.add_argument("--click-model", default="protocol", choices=("protocol", "graded"),
+                        help="protocol (O1): every listed hidden preference is clicked, nothing else; graded: "
+                             f"{CLICK_PREFERRED}/log2(rank+1) for a preference, {CLICK_NOISE}/log2(rank+1) for any other item")
+    parser.add_argument("--visits", type=int, default=None,
+                        help="A/B visit rounds, one visit per shopper each (default: 1 for protocol, 3 for graded)")
     parser.add_argument("--aa-runs", type=int, default=20)
     parser.add_argument("--aa-users", type=int, default=400,
                         help="shoppers per A/A run: a seeded sample (0 = every shopper)")
@@ -272,6 +282,9 @@ def main() -> None:
     parser.add_argument("--aa-look-every", type=int, default=200, help="A/A: send events and look after this many visits")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    graded = args.click_model == "graded"
+    if args.visits is None:
+        args.visits = 3 if graded else 1
     folder = Path(args.data) / "ml-100k"
     if not (folder / "u.data").exists():
         raise SystemExit(f"{folder} not found: pass --data")
@@ -306,7 +319,7 @@ def main() -> None:
             {"name": "control", "share": 0.5, "strategy": "popular"},
             {"name": "treatment", "share": 0.5, "strategy": "personalized"}])
         ab_id = experiment["experiment_id"]
-        ab = Shoppers(client, ab_id, copy_hidden(hidden, users), args.seed, get_ms)
+        ab = Shoppers(client, ab_id, copy_hidden(hidden, users), args.seed, get_ms, graded)
         everyone.append(ab)
         rounds = []
         visit_s: list[float] = []
@@ -349,7 +362,7 @@ def main() -> None:
                 {"name": "a1", "share": 0.5, "strategy": args.aa_strategy},
                 {"name": "a2", "share": 0.5, "strategy": args.aa_strategy}])
             aa_id = experiment["experiment_id"]
-            shoppers = Shoppers(client, aa_id, copy_hidden(found_hidden, pool), args.seed + 1000 + run, get_ms)
+            shoppers = Shoppers(client, aa_id, copy_hidden(found_hidden, pool), args.seed + 1000 + run, get_ms, graded)
             everyone.append(shoppers)
             looks = []
             first_fresh_s = None
@@ -411,7 +424,9 @@ def main() -> None:
     out = {
         "protocol": "O1: online A/B (popular vs personalized) and A/A experiments with simulated shoppers over HTTP "
                     "on the local stack (ml-100k, T1)",
-        "click_model": {"preferred": f"{CLICK_PREFERRED}/log2(rank+1)", "other": f"{CLICK_NOISE}/log2(rank+1)",
+        "click_model": {"name": args.click_model,
+                        "preferred": f"{CLICK_PREFERRED}/log2(rank+1)" if graded else "1 (every one listed)",
+                        "other": f"{CLICK_NOISE}/log2(rank+1)" if graded else "0",
                         "purchase_of_a_preferred_click": PURCHASE_PROBABILITY, "purchase_value": PURCHASE_VALUE,
                         "events": "every click and purchase sent twice, shuffled, batches of <= 500"},
         "model_version": version, "shoppers": len(users), "hidden_preferences": test_items, "seed": args.seed,
@@ -448,7 +463,7 @@ def main() -> None:
                     "per_visit_ms_ab": round(1000 * statistics.mean(visit_s), 1) if visit_s else None,
                     "per_aa_run": round(aa_s / n_aa, 1) if n_aa else None},
     }
-    save_results("experiments", out, markdown(out))
+    save_results("experiments" if not graded else "experiments_graded", out, markdown(out))
 
 
 def markdown(out: dict) -> str:
