@@ -20,8 +20,10 @@ clicked and nothing else, one visit per shopper; results in bench/results/experi
   at any look).
 - A/A: `--aa-runs` experiments with two arms of the same strategy (`--aa-strategy`, protocol O1:
   `personalized`), each with its own click seed, one visit per shopper of a seeded sample of
-  `--aa-users`; events are sent and the experiment read after every `--aa-look-every` visits.
-  Reported: how often a run is significant at its end and at any look, with 95% Wilson intervals.
+  `--aa-users`, all with their original hidden preferences and `include_seen=true` (a replay of
+  the same shoppers: see the comment in main); events are sent and the experiment read after every
+  `--aa-look-every` visits. Reported: how often a run is significant at its end and at any look,
+  with 95% Wilson intervals, and how many runs had too little data to compare.
 
 Serving reads the running experiment at most every 30 s per container
 (tailor.experiments.store.RUNNING_CACHE_SECONDS): after an experiment is created, answers that
@@ -51,9 +53,8 @@ from pathlib import Path
 import numpy as np
 
 from bench import save_results
-from bench.recommender_api import split
+from bench.recommender_api import train_t1
 from infra.client import TailorClient
-from infra.importers.movielens import import_movielens
 from infra.local_stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,8 +100,9 @@ class Shoppers:
     """The simulated shoppers of one experiment: visits, clicks, events, and their own counts."""
 
     def __init__(self, client: TailorClient, experiment_id: str, hidden: dict[str, set[str]], seed: int,
-                 get_ms: list[float], graded: bool = False):
+                 get_ms: list[float], graded: bool = False, include_seen: bool = False):
         self.client, self.experiment_id, self.hidden = client, experiment_id, hidden
+        self.query = f"k={K}" + ("&include_seen=true" if include_seen else "")
         self.graded = graded  # False: protocol O1, every listed hidden preference is clicked, nothing else
         self.rng = random.Random(seed)
         self.get_ms = get_ms
@@ -117,7 +119,7 @@ class Shoppers:
         deadline = time.monotonic() + STALE_TIMEOUT_SECONDS
         while True:
             began = time.perf_counter()
-            body = self.client.call("GET", f"/v1/users/{user}/recommendations?k={K}")
+            body = self.client.call("GET", f"/v1/users/{user}/recommendations?{self.query}")
             self.get_ms.append((time.perf_counter() - began) * 1000)
             self.answers += 1
             if not body.get("recommendation_id"):
@@ -293,16 +295,7 @@ def main() -> None:
     get_ms: list[float] = []
     everyone: list[Shoppers] = []
     with tempfile.TemporaryDirectory() as tmp, LocalStack(ROOT / "template.yaml", port=0, moto_port=0) as stack:
-        files = import_movielens(folder, Path(tmp) / "ml")["files"]
-        train_csv = Path(tmp) / "t1-train.csv"
-        _, test = split(Path(files["interactions"]), train_csv)
-        client = TailorClient(stack.url, timeout=120)
-        client.wait_for_ingest(client.upload("items", files["items"]), "items")
-        client.wait_for_ingest(client.upload("interactions", train_csv), "interactions")
-        job = client.call("POST", "/v1/training-jobs", {"models": ["recommender"]})
-        job = client.wait_for_job(job["job_id"], timeout=1800, on_progress=lambda line: print("  " + line, flush=True))
-        if job["status"] != "SUCCEEDED":
-            raise SystemExit(f"training failed: {job.get('error')}")
+        client, _, test, job, _ = train_t1(stack, folder, Path(tmp))
         version = job["results"]["recommender"]["version"]
         setup_s = time.monotonic() - bench_began
         print(f"setup (stack, upload, training {version}): {setup_s:.0f} s", flush=True)
@@ -350,9 +343,11 @@ def main() -> None:
         # ---- A/A ------------------------------------------------------------------------------
         pool = users if args.aa_users <= 0 or args.aa_users >= len(users) else sorted(
             random.Random(args.seed).sample(users, args.aa_users), key=lambda u: (len(u), u))
-        # What the shoppers found in the A/B stays found: it is no longer hidden, and serving
-        # (which folds the clicks in) no longer lists it.
-        found_hidden = ab.hidden
+        # Each A/A run replays the same shoppers with their original hidden preferences and asks
+        # with include_seen=true: serving folds every click in and excludes seen items, so without
+        # it each run would list fewer of them (a first try: 562 clicks in run 1, 5 in run 7, none
+        # from run 13 on, and nothing left to compare). The lists still move a little with the
+        # folded-in history; only the assignment (a new experiment id) is meant to differ.
         aa_runs = []
         aa_began = time.monotonic()
         print(f"A/A: {args.aa_runs} runs of {len(pool)} visits, two {args.aa_strategy} arms", flush=True)
@@ -362,7 +357,8 @@ def main() -> None:
                 {"name": "a1", "share": 0.5, "strategy": args.aa_strategy},
                 {"name": "a2", "share": 0.5, "strategy": args.aa_strategy}])
             aa_id = experiment["experiment_id"]
-            shoppers = Shoppers(client, aa_id, copy_hidden(found_hidden, pool), args.seed + 1000 + run, get_ms, graded)
+            shoppers = Shoppers(client, aa_id, copy_hidden(hidden, pool), args.seed + 1000 + run, get_ms, graded,
+                                include_seen=True)
             everyone.append(shoppers)
             looks = []
             first_fresh_s = None
@@ -510,8 +506,9 @@ def markdown(out: dict) -> str:
               f"| metrics by strategy | every answer (stale ones included) | {m['recommendations_by_strategy_total']} / "
               f"{m['answers_received']} | {m['clicks_by_strategy_total']} / {m['distinct_clicks_sent']} | | | "
               f"{'yes' if m['every_answer_recorded_once'] and m['every_click_counted_once'] else 'no'} |", "",
-              f"### A/A: {aa['runs']} runs, two {aa['strategy']} arms, {aa['sample']} (one visit each), "
-              f"events sent and the experiment read every {aa['look_every_visits']} visits", "",
+              f"### A/A: {aa['runs']} runs, two {aa['strategy']} arms, {aa['sample']} (one visit each, "
+              f"include_seen=true, original hidden preferences), events sent and the experiment read every "
+              f"{aa['look_every_visits']} visits", "",
               "| significant (alpha 0.05) | runs | false positive rate | 95% Wilson interval |", "|---|---|---|---|",
               f"| at the end | {aa['significant_at_end']} of {aa['runs']} | {fmt(aa['false_positive_rate_end'], 3)} | "
               f"[{aa['false_positive_rate_end_wilson95'][0]:.3f}, {aa['false_positive_rate_end_wilson95'][1]:.3f}] |",
@@ -523,6 +520,10 @@ def markdown(out: dict) -> str:
     if pvals:
         lines.append(f"\nA/A p-values at the end: median {statistics.median(pvals):.3f}, smallest "
                      f"{min(pvals):.3f}; smallest at any look {min(smallest):.3f}.")
+    clicks = [sum(arm["clicks"] for arm in r["counts"].values()) for r in aa["run_results"]]
+    lines.append(f"Runs with too little data to compare (no verdict, counted as not significant): "
+                 f"{len(aa['run_results']) - len(pvals)} of {len(aa['run_results'])}; clicks per run: median "
+                 f"{statistics.median(clicks) if clicks else 0}, fewest {min(clicks) if clicks else 0}.")
     strategy_rows = ", ".join(f"{g['key']} {g['recommendations']} recommendations, CTR {fmt(g['ctr'])}"
                               for g in m["by_strategy"]["groups"])
     h, s = out["http_ms"], out["seconds"]

@@ -26,9 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from bench import save_results
-from bench.recommender_api import split
-from infra.client import ApiError, TailorClient
-from infra.importers.movielens import import_movielens
+from bench.recommender_api import train_t1
+from infra.client import ApiError
 from infra.local_stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,16 +44,7 @@ def main() -> None:
     if not (folder / "u.data").exists():
         raise SystemExit(f"{folder} not found: pass --data")
     with tempfile.TemporaryDirectory() as tmp, LocalStack(ROOT / "template.yaml", port=0, moto_port=0) as stack:
-        files = import_movielens(folder, Path(tmp) / "ml")["files"]
-        train_csv = Path(tmp) / "t1-train.csv"
-        _, test = split(Path(files["interactions"]), train_csv)
-        client = TailorClient(stack.url, timeout=120)
-        client.wait_for_ingest(client.upload("items", files["items"]), "items")
-        client.wait_for_ingest(client.upload("interactions", train_csv), "interactions")
-        job = client.call("POST", "/v1/training-jobs", {"models": ["recommender"]})
-        job = client.wait_for_job(job["job_id"], timeout=1800, on_progress=lambda line: print("  " + line, flush=True))
-        if job["status"] != "SUCCEEDED":
-            raise SystemExit(f"training failed: {job.get('error')}")
+        client, _, test, job, _ = train_t1(stack, folder, Path(tmp))
         version = job["results"]["recommender"]["version"]
         metrics = client.call("GET", f"/v1/models/recommender/versions/{version}/report")["report"] or {}
         cold_start = ((metrics.get("report") or {}).get("validation") or {}).get("cold_start")

@@ -50,6 +50,25 @@ def split(ratings_csv: Path, out: Path) -> tuple[list[dict], list[dict]]:
     return train, test
 
 
+def train_t1(stack, folder: Path, tmp: Path) -> tuple[TailorClient, list[dict], list[dict], dict, float]:
+    """ml-100k's T1 training part and catalog uploaded to the running local stack and the
+    recommender trained through the API: (client, train rows, test rows, the SUCCEEDED job,
+    the training job's seconds). Shared by the benches that need a model behind the API."""
+    files = import_movielens(folder, tmp / "ml")["files"]
+    train_csv = tmp / "t1-train.csv"
+    train, test = split(Path(files["interactions"]), train_csv)
+    client = TailorClient(stack.url, timeout=120)
+    client.wait_for_ingest(client.upload("items", files["items"]), "items")
+    entry = client.wait_for_ingest(client.upload("interactions", train_csv), "interactions")
+    print(f"uploaded the T1 training part: {entry['rows_stored']:,} interactions", flush=True)
+    started = time.perf_counter()
+    job = client.call("POST", "/v1/training-jobs", {"models": ["recommender"]})
+    job = client.wait_for_job(job["job_id"], timeout=1800, on_progress=lambda line: print("  " + line, flush=True))
+    if job["status"] != "SUCCEEDED":
+        raise SystemExit(f"training failed: {job.get('error')}")
+    return client, train, test, job, time.perf_counter() - started
+
+
 def baselines(train: list[dict], test: list[dict]) -> dict:
     user_ids = sorted({r["user_id"] for r in train + test})
     item_ids = sorted({r["item_id"] for r in train + test})
@@ -77,20 +96,8 @@ def main() -> None:
         raise SystemExit(f"{folder} not found: pass --data")
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, LocalStack(ROOT / "template.yaml", port=0, moto_port=0) as stack:
-        files = import_movielens(folder, Path(tmp) / "ml")["files"]
-        train_csv = Path(tmp) / "t1-train.csv"
-        train, test = split(Path(files["interactions"]), train_csv)
+        client, train, test, job, train_seconds = train_t1(stack, folder, Path(tmp))
         base, users, items, relevant = baselines(train, test)
-        client = TailorClient(stack.url, timeout=120)
-        client.wait_for_ingest(client.upload("items", files["items"]), "items")
-        entry = client.wait_for_ingest(client.upload("interactions", train_csv), "interactions")
-        print(f"uploaded the T1 training part: {entry['rows_stored']:,} interactions", flush=True)
-        started = time.perf_counter()
-        job = client.call("POST", "/v1/training-jobs", {"models": ["recommender"]})
-        job = client.wait_for_job(job["job_id"], timeout=1800, on_progress=lambda line: print("  " + line, flush=True))
-        train_seconds = time.perf_counter() - started
-        if job["status"] != "SUCCEEDED":
-            raise SystemExit(f"training failed: {job.get('error')}")
         top = np.full((len(users), 10), -1, dtype=np.int64)
         latencies, strategies = [], {}
         for user, row in users.items():
