@@ -171,16 +171,23 @@ class Experiments(Answer):
     experiments: list[Experiment]
 
 
-class ArmResult(ExperimentArm):
-    customers: int = Field(description="customers (and sessions) that were served at least once")
+class Earned(Answer):
+    """What recommendations earned: rates per recommendation served, null before any."""
+
     recommendations: int
     clicks: int
-    ctr: float | None = Field(description="clicks per recommendation served; null before any")
-    ctr_interval: list[float] | None = Field(description="95% interval, customers as units (delta method)")
+    ctr: float | None = Field(description="clicks per recommendation served")
+    ctr_interval: list[float] | None = Field(description="95% interval")
     conversions: int
     conversion_rate: float | None
     conversion_rate_interval: list[float] | None
     revenue: float
+
+
+class ArmResult(ExperimentArm, Earned):
+    """An arm's intervals take its customers as units (delta method)."""
+
+    customers: int = Field(description="customers (and sessions) that were served at least once")
 
 
 class Comparison(Answer):
@@ -205,16 +212,10 @@ class ExperimentResult(Experiment):
     results: ExperimentResults
 
 
-class MetricsGroup(Answer):
+class MetricsGroup(Earned):
+    """A group's intervals take each recommendation as one observation."""
+
     key: str
-    recommendations: int
-    clicks: int
-    ctr: float | None
-    ctr_interval: list[float] | None = Field(description="95% interval, each recommendation one observation")
-    conversions: int
-    conversion_rate: float | None
-    conversion_rate_interval: list[float] | None
-    revenue: float
 
 
 class RecommendationMetrics(Answer):
