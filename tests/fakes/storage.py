@@ -119,8 +119,7 @@ class FakeStateTable:
             return _stored(item)
 
     def update_many(self, updates: list[dict], workers: int = 8) -> None:
-        for update in updates:
-            self.update(**update)
+        self.run_many(lambda table, update: table.update(**update), updates, workers)
 
     def run_many(self, work, items: list, workers: int = 8) -> list:
         """As the DynamoDB adapter: every item runs, then the first failure is raised."""

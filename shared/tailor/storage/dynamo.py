@@ -103,11 +103,7 @@ class StateTable:
         boto3 resources are not thread-safe, hence one per worker thread; the threads and their
         resources live as long as this table (a warm container), because creating a resource
         costs tens of ms: per call, it made a one-event ingest take half a second."""
-        if len(updates) <= SEQUENTIAL_UPDATES or workers <= 1:
-            for update in updates:
-                self.update(**update)
-            return
-        list(self._pool(workers).map(self._update_on_worker, updates))  # list(): re-raise the first failure
+        self.run_many(lambda table, update: table.update(**update), updates, workers)
 
     def run_many(self, work: Callable[[Any, Any], Any], items: list, workers: int = 8) -> list:
         """`work(table, item)` for every item, several at a time, each worker thread with a table
@@ -137,9 +133,6 @@ class StateTable:
         if not hasattr(local, "table"):
             local.table = StateTable(self.table.name, boto3.session.Session().resource("dynamodb", config=BOTO_CONFIG))
         return local.table
-
-    def _update_on_worker(self, update: dict) -> None:
-        self._worker_table().update(**update)
 
     def query(self, pk: str, *, newest_first: bool = False, limit: int | None = None,
               consistent: bool = False) -> list[dict]:
