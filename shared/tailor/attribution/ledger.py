@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tailor.attribution.served import Served
+from tailor.core.clock import from_iso
 from tailor.core.errors import Invalid
 from tailor.core.observability import record_attribution
 from tailor.experiments.statistics import per_recommendation_rate
@@ -57,7 +58,7 @@ def _expires(ms: int) -> int:
 
 
 def _moment(iso: str | None) -> datetime | None:
-    return datetime.fromisoformat(str(iso).replace("Z", "+00:00")) if iso else None
+    return from_iso(iso) if iso else None
 
 
 def _counted_as(served: Served, after_stop: bool) -> Served:
@@ -281,7 +282,7 @@ def _date(value: str | None, name: str, default: date) -> date:
     if value is None or not str(value).strip():
         return default
     try:
-        return datetime.fromisoformat(str(value).strip().replace("Z", "+00:00")).date()
+        return from_iso(str(value)).date()
     except ValueError:
         raise Invalid(f"{name} must be a date such as 2026-12-01 (or an ISO-8601 timestamp), got {value!r}",
                       details=[{"field": name, "problem": "not a date"}]) from None

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from tailor.core.clock import from_iso, iso
+
 RECORD_KIND = "recommendation"  # the value the subscription filter matches (`$.record`)
 SURFACES = ("user", "session", "similar", "rankings", "trending")
 
@@ -64,7 +66,7 @@ class Served:
 
     @property
     def served_ms(self) -> int:
-        return int(datetime.fromisoformat(self.served_at.replace("Z", "+00:00")).timestamp() * 1000)
+        return int(from_iso(self.served_at).timestamp() * 1000)
 
     def line(self) -> str:
         values = {k: v for k, v in asdict(self).items() if v is not None}
@@ -88,7 +90,7 @@ class Served:
 def served_now(surface: str, answer: dict, unit: str | None, experiment: dict | None) -> Served:
     now = datetime.now(UTC)
     return Served(recommendation_id=new_recommendation_id(int(now.timestamp() * 1000)),
-                  served_at=now.isoformat(timespec="milliseconds").replace("+00:00", "Z"), surface=surface,
+                  served_at=iso(now, "milliseconds"), surface=surface,
                   strategy=str(answer.get("strategy")), model_version=answer.get("model_version"),
                   items=tuple(entry["item_id"] for entry in answer.get("items", ())), unit=unit,
                   experiment_id=(experiment or {}).get("experiment_id"), arm=(experiment or {}).get("arm"))

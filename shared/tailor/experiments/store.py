@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tailor.core.clock import iso
 from tailor.core.errors import Conflict, Invalid, NotFound
 from tailor.experiments import statistics
 from tailor.storage import keys
@@ -31,10 +32,6 @@ MAX_ARMS = 5
 MAX_NAME_LENGTH = 100
 MIN_DETECTABLE_LIFT = 0.10
 ALPHA = 0.05
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -125,7 +122,7 @@ class ExperimentStore:
         # Sortable by creation (to the microsecond): the listing is newest first.
         stamp = datetime.now(UTC)
         experiment = Experiment(experiment_id=f"{stamp:%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}", name=name,
-                                arms=parsed, started_at=_iso(now), surface=surface)
+                                arms=parsed, started_at=iso(now), surface=surface)
         self.state.put(experiment.to_item(), only_if_new=True)
         self._forget()
         return experiment.to_dict()
@@ -177,7 +174,7 @@ class ExperimentStore:
         experiment = self.get(experiment_id)
         if experiment.stopped_at:
             raise Conflict(f"experiment {experiment_id!r} was already stopped at {experiment.stopped_at}")
-        self.state.update(keys.EXPERIMENTS_PK, experiment_id, set={"stopped_at": _iso(self.now())})
+        self.state.update(keys.EXPERIMENTS_PK, experiment_id, set={"stopped_at": iso(self.now())})
         self._forget()
         return self.result(experiment_id)
 

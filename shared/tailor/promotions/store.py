@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tailor.core.clock import iso
 from tailor.core.errors import Invalid, NotFound
 from tailor.storage import keys
 from tailor.storage.ports import StateTablePort
@@ -20,10 +21,6 @@ from tailor.storage.ports import StateTablePort
 ACTIVE_CACHE_SECONDS = 30.0
 MAX_NAME_LENGTH = 100
 MAX_ITEMS = 500
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def parse_time(value: Any, field: str) -> datetime:
@@ -65,8 +62,8 @@ class Promotion:
             answer["category"] = self.category
         else:
             answer["item_ids"] = list(self.item_ids or ())
-        answer.update(share=self.share, starts_at=_iso(self.starts_at),
-                      ends_at=_iso(self.ends_at) if self.ends_at else None, created_at=self.created_at,
+        answer.update(share=self.share, starts_at=iso(self.starts_at),
+                      ends_at=iso(self.ends_at) if self.ends_at else None, created_at=self.created_at,
                       status=self.status(now))
         return answer
 
@@ -127,15 +124,15 @@ class PromotionStore:
         starts = parse_time(starts_at, "starts_at") if starts_at is not None else now
         ends = parse_time(ends_at, "ends_at") if ends_at is not None else None
         if ends is not None and ends <= starts:
-            raise Invalid(f"ends_at ({_iso(ends)}) must be after starts_at ({_iso(starts)})")
+            raise Invalid(f"ends_at ({iso(ends)}) must be after starts_at ({iso(starts)})")
         if ends is not None and ends <= now:
-            raise Invalid(f"ends_at ({_iso(ends)}) is in the past: a promotion must end in the future")
+            raise Invalid(f"ends_at ({iso(ends)}) is in the past: a promotion must end in the future")
         self._check_known(category, item_ids)
         stamp = datetime.now(UTC)
         promotion = Promotion(
             # Sortable by creation (to the microsecond): serving applies promotions oldest first.
             promotion_id=f"{stamp:%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(4)}",
-            name=name, share=float(share), starts_at=starts, ends_at=ends, created_at=_iso(now),
+            name=name, share=float(share), starts_at=starts, ends_at=ends, created_at=iso(now),
             category=category if item_ids is None else None,
             item_ids=tuple(map(str, item_ids)) if item_ids is not None else None)
         self.state.put(promotion.to_item(), only_if_new=True)
