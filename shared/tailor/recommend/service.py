@@ -101,8 +101,10 @@ class RecommendService:
         return self._pinned[version], version
 
     def _assignment(self, unit: str | None) -> tuple[Experiment | None, Arm | None]:
-        running = self.experiment() if self.experiment is not None and unit is not None else None
-        return (running, running.arm_for(unit)) if running is not None and unit is not None else (None, None)
+        if self.experiment is None or unit is None:
+            return None, None
+        running = self.experiment()
+        return (running, running.arm_for(unit)) if running is not None else (None, None)
 
     def _record(self, surface: str, answer: dict, unit: str | None = None,
                 experiment: Experiment | None = None, arm: Arm | None = None) -> dict:
@@ -215,14 +217,13 @@ class RecommendService:
         if folded is not None:
             scored = sorted(rec.score_items_folded(folded, item_ids), key=lambda pair: -pair[1])
             reasons = self._because(model, folded.reason_rows[:REASON_HISTORY], scored, rec.folded_floor(folded))
-            return self._record("rankings", self._answer("personalized", version, model, scored, reasons),
-                                unit_hash("user", user_id))
-        popularity = {item: score for item, score in rec.popular(rec.n_items)}
-        scored = sorted(((i, popularity.get(i, 0.0)) for i in item_ids), key=lambda pair: -pair[1])
-        return self._record("rankings", self._answer("popular", version, model, scored,
-                                                     ["popular right now"] * len(scored),
-                                                     note=f"user {user_id!r} has no history in the current model"),
-                            unit_hash("user", user_id))
+            answer = self._answer("personalized", version, model, scored, reasons)
+        else:
+            popularity = {item: score for item, score in rec.popular(rec.n_items)}
+            scored = sorted(((i, popularity.get(i, 0.0)) for i in item_ids), key=lambda pair: -pair[1])
+            answer = self._answer("popular", version, model, scored, ["popular right now"] * len(scored),
+                                  note=f"user {user_id!r} has no history in the current model")
+        return self._record("rankings", answer, unit_hash("user", user_id))
 
     def trending(self, window: str = "1h", k: int = 10, category: str | None = None) -> dict:
         """The items trending in the window (see `tailor.trending`), best first; titles and
