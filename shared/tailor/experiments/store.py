@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from tailor.core.clock import iso
 from tailor.core.errors import Conflict, Invalid, NotFound
 from tailor.experiments import statistics
 from tailor.storage import keys
+from tailor.storage.cached import CachedPartition
 from tailor.storage.ports import StateTablePort
 
 RUNNING_CACHE_SECONDS = 30.0
@@ -99,10 +99,8 @@ class ExperimentStore:
     def __init__(self, state: StateTablePort, version_exists: Callable[[str], bool] | None = None, *,
                  ttl: float = RUNNING_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)):
-        self.state, self.version_exists, self.ttl, self.clock, self.now = state, version_exists, ttl, clock, now
-        self._lock = threading.Lock()
-        self._cached: list[Experiment] = []
-        self._read_at: float | None = None
+        self.state, self.version_exists, self.now = state, version_exists, now
+        self._partition = CachedPartition(state, keys.EXPERIMENTS_PK, Experiment.from_item, ttl=ttl, clock=clock)
 
     # ---- admin ------------------------------------------------------------------------------
     def create(self, name: Any, arms: Any, surface: Any = "recommendations") -> dict:
@@ -114,7 +112,7 @@ class ExperimentStore:
         if surface not in SURFACES:
             raise Invalid(f'"surface" must be one of {", ".join(SURFACES)}, got {surface!r}')
         parsed = self._arms(arms)
-        running = [e for e in self._read() if e.status == "running" and e.surface == surface]
+        running = [e for e in self._partition.read() if e.status == "running" and e.surface == surface]
         if running:
             raise Conflict(f"experiment {running[0].name!r} ({running[0].experiment_id}) is already running on "
                            f"{surface}: stop it first (POST /v1/experiments/{running[0].experiment_id}/stop)")
@@ -124,7 +122,7 @@ class ExperimentStore:
         experiment = Experiment(experiment_id=f"{stamp:%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}", name=name,
                                 arms=parsed, started_at=iso(now), surface=surface)
         self.state.put(experiment.to_item(), only_if_new=True)
-        self._forget()
+        self._partition.forget()
         return experiment.to_dict()
 
     def _arms(self, arms: Any) -> tuple[Arm, ...]:
@@ -168,14 +166,14 @@ class ExperimentStore:
         return Experiment.from_item(item)
 
     def listing(self) -> dict:
-        return {"experiments": [e.to_dict() for e in reversed(self._read())]}  # newest first
+        return {"experiments": [e.to_dict() for e in reversed(self._partition.read())]}  # newest first
 
     def stop(self, experiment_id: str) -> dict:
         experiment = self.get(experiment_id)
         if experiment.stopped_at:
             raise Conflict(f"experiment {experiment_id!r} was already stopped at {experiment.stopped_at}")
         self.state.update(keys.EXPERIMENTS_PK, experiment_id, set={"stopped_at": iso(self.now())})
-        self._forget()
+        self._partition.forget()
         return self.result(experiment_id)
 
     def result(self, experiment_id: str) -> dict:
@@ -212,26 +210,5 @@ class ExperimentStore:
     # ---- serving ----------------------------------------------------------------------------
     def running(self, surface: str = "recommendations") -> Experiment | None:
         """The experiment running on the surface (cached `ttl` seconds; a failed read keeps the last)."""
-        with self._lock:
-            if self._read_at is None or self.clock() - self._read_at >= self.ttl:
-                self._read_at = self.clock()
-                try:
-                    self._cached = [e for e in self._read() if e.status == "running"]
-                except Exception:  # storage hiccup: serve with what we had, retry after ttl
-                    pass
-            cached = self._cached
-        return next((e for e in cached if e.surface == surface), None)
-
-    def _read(self) -> list[Experiment]:
-        found = []
-        for item in self.state.query(keys.EXPERIMENTS_PK):
-            try:
-                found.append(Experiment.from_item(item))
-            except (KeyError, ValueError, TypeError):  # a hand-edited row: skipped, not a 500
-                continue
-        return found
-
-    def _forget(self) -> None:
-        with self._lock:
-            self._read_at = None
+        return next((e for e in self._partition.cached() if e.status == "running" and e.surface == surface), None)
 

@@ -5,7 +5,6 @@ container every `ACTIVE_CACHE_SECONDS`."""
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -16,6 +15,7 @@ from typing import Any
 from tailor.core.clock import iso
 from tailor.core.errors import Invalid, NotFound
 from tailor.storage import keys
+from tailor.storage.cached import CachedPartition
 from tailor.storage.ports import StateTablePort
 
 ACTIVE_CACHE_SECONDS = 30.0
@@ -94,10 +94,8 @@ class PromotionStore:
                  ttl: float = ACTIVE_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.state, self.models, self.catalog_items = state, models, catalog_items
-        self.ttl, self.clock, self.now = ttl, clock, now
-        self._lock = threading.Lock()
-        self._cached: list[Promotion] = []
-        self._read_at: float | None = None
+        self.now = now
+        self._partition = CachedPartition(state, keys.PROMOTIONS_PK, Promotion.from_item, ttl=ttl, clock=clock)
 
     # ---- admin ------------------------------------------------------------------------------
     def create(self, name: str, share: Any, category: str | None = None, item_ids: list[str] | None = None,
@@ -136,18 +134,18 @@ class PromotionStore:
             category=category if item_ids is None else None,
             item_ids=tuple(map(str, item_ids)) if item_ids is not None else None)
         self.state.put(promotion.to_item(), only_if_new=True)
-        self._forget()
+        self._partition.forget()
         return promotion.to_dict(now)
 
     def listing(self) -> dict:
         now = self.now()
-        return {"promotions": [p.to_dict(now) for p in self._read()]}
+        return {"promotions": [p.to_dict(now) for p in self._partition.read()]}
 
     def delete(self, promotion_id: str) -> dict:
         if self.state.get(keys.PROMOTIONS_PK, promotion_id) is None:
             raise NotFound(f"unknown promotion {promotion_id!r}")
         self.state.delete(keys.PROMOTIONS_PK, promotion_id)
-        self._forget()
+        self._partition.forget()
         return {"promotion_id": promotion_id, "deleted": True}
 
     def _check_known(self, category: str | None, item_ids: list[str] | None) -> None:
@@ -172,26 +170,5 @@ class PromotionStore:
         """The promotions active now, oldest first. The table is queried at most every `ttl`
         seconds; which of the cached promotions are active is decided on every call, so one
         starts and ends on time. A failed read keeps the last list (recommendations go on)."""
-        with self._lock:
-            if self._read_at is None or self.clock() - self._read_at >= self.ttl:
-                self._read_at = self.clock()
-                try:
-                    self._cached = self._read()
-                except Exception:  # storage hiccup: serve with what we had, retry after ttl
-                    pass
-            cached = self._cached
         now = self.now()
-        return [p for p in cached if p.active(now)]
-
-    def _read(self) -> list[Promotion]:
-        promotions = []
-        for item in self.state.query(keys.PROMOTIONS_PK):
-            try:
-                promotions.append(Promotion.from_item(item))
-            except (KeyError, ValueError, TypeError, Invalid):  # a hand-edited row: skipped, not a 500
-                continue
-        return promotions
-
-    def _forget(self) -> None:
-        with self._lock:
-            self._read_at = None
+        return [p for p in self._partition.cached() if p.active(now)]
